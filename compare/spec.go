@@ -1,0 +1,82 @@
+package compare
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// FieldType is a column type from compare.types: what a value must normalize to
+// when its message does not say (no schema wrapper, a MySQL-style target).
+type FieldType struct {
+	Kind  Kind  // KindDecimal, KindTime, KindInt, KindString, KindBool or KindFloat
+	Scale int32 // for KindDecimal
+}
+
+// ParseFieldType reads decimal(S), timestamp, int, string, bool or float.
+func ParseFieldType(s string) (FieldType, error) {
+	switch s {
+	case "timestamp":
+		return FieldType{Kind: KindTime}, nil
+	case "int":
+		return FieldType{Kind: KindInt}, nil
+	case "string":
+		return FieldType{Kind: KindString}, nil
+	case "bool":
+		return FieldType{Kind: KindBool}, nil
+	case "float":
+		return FieldType{Kind: KindFloat}, nil
+	}
+	if inner, ok := strings.CutPrefix(s, "decimal("); ok {
+		if digits, ok := strings.CutSuffix(inner, ")"); ok {
+			n, err := strconv.ParseInt(digits, 10, 32)
+			if err == nil && n >= 0 && n <= 38 {
+				return FieldType{Kind: KindDecimal, Scale: int32(n)}, nil
+			}
+		}
+	}
+	return FieldType{}, fmt.Errorf("unknown type %q: want decimal(S) with 0<=S<=38, timestamp, int, string, bool or float", s)
+}
+
+// VersionKind says where a system's per-key version comes from.
+type VersionKind uint8
+
+const (
+	VersionLSN      VersionKind = iota + 1 // Debezium Postgres source.lsn
+	VersionPosition                        // MySQL binlog source.file suffix, pos, row
+	VersionField                           // a row field: integer or timestamp
+	VersionOffset                          // the Kafka offset of the record
+)
+
+// VersionSpec is a parsed `version:` or `lineage:` setting.
+type VersionSpec struct {
+	Kind  VersionKind
+	Field string // for VersionField
+}
+
+// ParseVersionSpec reads lsn, position, offset or field:<name>.
+func ParseVersionSpec(s string) (VersionSpec, error) {
+	switch s {
+	case "lsn":
+		return VersionSpec{Kind: VersionLSN}, nil
+	case "position":
+		return VersionSpec{Kind: VersionPosition}, nil
+	case "offset":
+		return VersionSpec{Kind: VersionOffset}, nil
+	}
+	if f, ok := strings.CutPrefix(s, "field:"); ok && f != "" {
+		return VersionSpec{Kind: VersionField, Field: f}, nil
+	}
+	return VersionSpec{}, fmt.Errorf("unknown version %q: want lsn, position, offset or field:<name>", s)
+}
+
+// ParseLineageSpec reads a `lineage:` setting: empty (none) or field:<name>.
+func ParseLineageSpec(s string) (VersionSpec, error) {
+	if s == "" {
+		return VersionSpec{}, nil
+	}
+	if f, ok := strings.CutPrefix(s, "field:"); ok && f != "" {
+		return VersionSpec{Kind: VersionField, Field: f}, nil
+	}
+	return VersionSpec{}, fmt.Errorf("unknown lineage %q: want field:<name>", s)
+}
