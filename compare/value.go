@@ -56,7 +56,14 @@ func (d Digest) IsZero() bool { return d == Digest{} }
 
 func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 
-func (d Digest) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// MarshalText renders the zero digest (no row) as "" so events say "none"
+// rather than a hash of nothing.
+func (d Digest) MarshalText() ([]byte, error) {
+	if d.IsZero() {
+		return []byte{}, nil
+	}
+	return []byte(d.String()), nil
+}
 
 func (d *Digest) UnmarshalText(b []byte) error {
 	if len(b) == 0 {

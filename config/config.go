@@ -1,10 +1,33 @@
-// Package config reads recon's YAML configuration (DESIGN §6): ${ENV} expansion,
-// unknown fields rejected, defaults applied, and every problem reported.
 package config
 
 import (
 	"time"
 )
+
+// Defaults, applied by ApplyDefaults where a setting is absent or zero.
+const (
+	DefaultBroker       = "127.0.0.1:9092"
+	DefaultGroup        = "recon"
+	DefaultClientID     = "recon"
+	DefaultStateDir     = "./recon-data"
+	DefaultListen       = "127.0.0.1:8080"
+	DefaultDivergences  = "recon.divergences"
+	DefaultRepairs      = "recon.repairs"
+	DefaultDLQ          = "recon.dlq"
+	DefaultOutputFormat = "json"
+	DefaultWindow       = 30 * time.Second
+	DefaultRepairMode   = "dry-run"
+	DefaultPayload      = "full"
+	DefaultMaxPerMinute = 600
+
+	// MinDigestKeyLen is the shortest digest.key accepted, in bytes.
+	MinDigestKeyLen = 16
+)
+
+// DefaultAutoKinds are the divergence kinds repaired without approval in auto
+// mode unless repair.auto_kinds says otherwise. conflict is left out on
+// purpose: a target that wrote locally deserves a person's look.
+func DefaultAutoKinds() []string { return []string{"missing", "lagging", "orphan"} }
 
 // Config is the whole of recon.yaml.
 type Config struct {
@@ -14,17 +37,21 @@ type Config struct {
 	HTTP           HTTP           `yaml:"http"`
 	Digest         Digest         `yaml:"digest"`
 	Outputs        Outputs        `yaml:"outputs"`
-	Datasets       []Dataset      `yaml:"datasets"`
+	Datasets       []Dataset      `yaml:"datasets"` // at least one
 }
 
+// Kafka is how recon reaches the cluster that carries both its input and output topics.
 type Kafka struct {
-	Brokers  []string `yaml:"brokers"`   // default [127.0.0.1:9092]
-	Group    string   `yaml:"group"`     // default recon
+	Brokers  []string `yaml:"brokers"`   // seed brokers, host:port; default [127.0.0.1:9092]
+	Group    string   `yaml:"group"`     // consumer group; default recon
 	ClientID string   `yaml:"client_id"` // default recon
 	TLS      TLS      `yaml:"tls"`
 	SASL     SASL     `yaml:"sasl"`
 }
 
+// TLS is enabled as soon as one of its files is set. cert_file and key_file
+// (client authentication) go together; ca_file alone verifies the brokers
+// against a private CA.
 type TLS struct {
 	CAFile   string `yaml:"ca_file"`
 	CertFile string `yaml:"cert_file"`
@@ -34,70 +61,189 @@ type TLS struct {
 // Enabled reports whether any TLS setting is present.
 func (t TLS) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
 
+// SASL authenticates to the brokers. An empty mechanism means no SASL; with a
+// mechanism, username and password are required.
 type SASL struct {
 	Mechanism string `yaml:"mechanism"` // "", PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 	Username  string `yaml:"username"`
-	Password  string `yaml:"password"`
+	Password  string `yaml:"password"` // secret: use ${ENV}
 }
 
+// SchemaRegistry is required by debezium-avro inputs and by outputs.format avro.
 type SchemaRegistry struct {
-	URL string `yaml:"url"`
+	URL string `yaml:"url"` // http:// or https://; default none
 }
 
+// State is where the embedded Badger store lives.
 type State struct {
 	Dir string `yaml:"dir"` // default ./recon-data
 }
 
+// HTTP serves /metrics, /healthz, /readyz and /api/v1/.
 type HTTP struct {
-	Listen string `yaml:"listen"` // default 127.0.0.1:8080
+	Listen string `yaml:"listen"` // host:port; default 127.0.0.1:8080
 }
 
+// Digest keys the row digest, so that digests in published events reveal
+// nothing about low-entropy values.
 type Digest struct {
-	Key string `yaml:"key"` // required; all instances share it
+	Key string `yaml:"key"` // required, at least 16 bytes; all instances share it; secret: use ${RECON_DIGEST_KEY}
 }
 
+// Outputs are recon's own topics. They must be distinct and no input topic.
 type Outputs struct {
 	Divergences string `yaml:"divergences"` // default recon.divergences
 	Repairs     string `yaml:"repairs"`     // default recon.repairs
 	DLQ         string `yaml:"dlq"`         // default recon.dlq
-	Format      string `yaml:"format"`      // json (default) | avro
+	Format      string `yaml:"format"`      // json (default) | avro (needs schema_registry.url)
 }
 
+// Dataset is one logical table: one authoritative source and the targets that copy it.
 type Dataset struct {
-	Name           string   `yaml:"name"`
-	Key            []string `yaml:"key"`
-	Window         Duration `yaml:"window"`          // default 30s
-	SourceComplete bool     `yaml:"source_complete"` // default false
+	Name           string   `yaml:"name"`            // required; ^[a-z0-9][a-z0-9_.-]*$ (it appears in record keys and metric labels)
+	Key            []string `yaml:"key"`             // required; dataset column names, after rename
+	Window         Duration `yaml:"window"`          // how long a target may disagree before it is flagged; default 30s
+	SourceComplete bool     `yaml:"source_complete"` // the source topic holds every live key (compacted and read from the start, or snapshotted); default false
 	Source         System   `yaml:"source"`
-	Targets        []System `yaml:"targets"`
+	Targets        []System `yaml:"targets"` // at least one
 	Compare        Compare  `yaml:"compare"`
 	Repair         Repair   `yaml:"repair"`
 }
 
 // System is a source or a target: one Kafka topic with its format and mapping.
+// A topic belongs to one system only, across the whole config.
 type System struct {
-	Name    string            `yaml:"name"`
-	Topic   string            `yaml:"topic"`
-	Format  string            `yaml:"format"`  // debezium-json | debezium-avro | flat-json
-	Version string            `yaml:"version"` // lsn | position | field:<name> | offset
-	Lineage string            `yaml:"lineage"` // "" | field:<name>
+	Name    string            `yaml:"name"`    // required; unique within the dataset; same pattern as dataset names
+	Topic   string            `yaml:"topic"`   // required
+	Format  string            `yaml:"format"`  // required: debezium-json | debezium-avro (needs schema_registry.url) | flat-json
+	Version string            `yaml:"version"` // required: lsn | position | field:<name> | offset
+	Lineage string            `yaml:"lineage"` // targets only: "" (none) | field:<name>
 	Rename  map[string]string `yaml:"rename"`  // this system's column name -> dataset column name
 }
 
+// Compare says how rows are normalized before they are digested. Field names
+// are dataset column names (after rename).
 type Compare struct {
-	Ignore         []string          `yaml:"ignore"`
-	Types          map[string]string `yaml:"types"` // decimal(S) | timestamp | int | string | bool | float
-	FloatTolerance float64           `yaml:"float_tolerance"`
+	Ignore         []string          `yaml:"ignore"`          // columns left out of the digest; never a key field
+	Types          map[string]string `yaml:"types"`           // decimal(S) | timestamp | int | string | bool | float
+	FloatTolerance float64           `yaml:"float_tolerance"` // >= 0; default 0 (exact)
 }
 
+// Repair is the repair policy of a dataset (DESIGN §5).
 type Repair struct {
-	Mode         string   `yaml:"mode"`       // off | dry-run | approve | auto (default dry-run)
-	AutoKinds    []string `yaml:"auto_kinds"` // default [missing, lagging, orphan]
-	Payload      string   `yaml:"payload"`    // full (default) | reference
-	MaxPerMinute int      `yaml:"max_per_minute"`
+	Mode         string   `yaml:"mode"`           // off | dry-run | approve | auto; default dry-run
+	AutoKinds    []string `yaml:"auto_kinds"`     // kinds repaired at once in auto mode: missing | lagging | orphan | conflict; default [missing, lagging, orphan]
+	Payload      string   `yaml:"payload"`        // full (the source row) | reference; default full
+	MaxPerMinute int      `yaml:"max_per_minute"` // blast-radius guard: automatic repairs per minute before approval is asked; 0 means the default, 600
 }
 
-// Duration is a time.Duration written as "30s" in YAML.
+// Duration is a time.Duration written as "30s", "1m30s" or "500ms" in YAML.
+// A bare number is rejected: it has no unit.
 type Duration time.Duration
 
+// D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d as time.Duration does ("30s", "1m30s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// ApplyDefaults fills every absent or zero setting that has a default (see
+// the field comments and the package documentation). It is idempotent.
+func (c *Config) ApplyDefaults() {
+	if len(c.Kafka.Brokers) == 0 {
+		c.Kafka.Brokers = []string{DefaultBroker}
+	}
+	setDefault(&c.Kafka.Group, DefaultGroup)
+	setDefault(&c.Kafka.ClientID, DefaultClientID)
+	setDefault(&c.State.Dir, DefaultStateDir)
+	setDefault(&c.HTTP.Listen, DefaultListen)
+	setDefault(&c.Outputs.Divergences, DefaultDivergences)
+	setDefault(&c.Outputs.Repairs, DefaultRepairs)
+	setDefault(&c.Outputs.DLQ, DefaultDLQ)
+	setDefault(&c.Outputs.Format, DefaultOutputFormat)
+	for i := range c.Datasets {
+		ds := &c.Datasets[i]
+		if ds.Window == 0 {
+			ds.Window = Duration(DefaultWindow)
+		}
+		setDefault(&ds.Repair.Mode, DefaultRepairMode)
+		setDefault(&ds.Repair.Payload, DefaultPayload)
+		if ds.Repair.AutoKinds == nil {
+			ds.Repair.AutoKinds = DefaultAutoKinds()
+		}
+		if ds.Repair.MaxPerMinute == 0 {
+			ds.Repair.MaxPerMinute = DefaultMaxPerMinute
+		}
+	}
+}
+
+func setDefault(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+// Dataset returns the dataset called name.
+func (c *Config) Dataset(name string) (*Dataset, bool) {
+	for i := range c.Datasets {
+		if c.Datasets[i].Name == name {
+			return &c.Datasets[i], true
+		}
+	}
+	return nil, false
+}
+
+// Target returns the target called name; the source is not a target.
+func (d *Dataset) Target(name string) (*System, bool) {
+	for i := range d.Targets {
+		if d.Targets[i].Name == name {
+			return &d.Targets[i], true
+		}
+	}
+	return nil, false
+}
+
+// TopicOwner returns the dataset and the system (source or target) that read
+// topic. A valid config has at most one.
+func (c *Config) TopicOwner(topic string) (*Dataset, *System, bool) {
+	for i := range c.Datasets {
+		ds := &c.Datasets[i]
+		if ds.Source.Topic == topic {
+			return ds, &ds.Source, true
+		}
+		for j := range ds.Targets {
+			if ds.Targets[j].Topic == topic {
+				return ds, &ds.Targets[j], true
+			}
+		}
+	}
+	return nil, nil, false
+}
+
+// InputTopics lists every source and target topic, in config order.
+func (c *Config) InputTopics() []string {
+	var topics []string
+	for _, ds := range c.Datasets {
+		topics = append(topics, ds.Source.Topic)
+		for _, t := range ds.Targets {
+			topics = append(topics, t.Topic)
+		}
+	}
+	return topics
+}
+
+// Redacted returns a copy of c, fit to log or print, whose secrets (digest.key,
+// kafka.sasl.password, a password in schema_registry.url) are masked. The copy
+// shares c's datasets, which hold no secrets.
+func (c *Config) Redacted() *Config {
+	r := *c
+	const hidden = "<redacted>"
+	if r.Digest.Key != "" {
+		r.Digest.Key = hidden
+	}
+	if r.Kafka.SASL.Password != "" {
+		r.Kafka.SASL.Password = hidden
+	}
+	r.SchemaRegistry.URL = redactURL(r.SchemaRegistry.URL)
+	return &r
+}

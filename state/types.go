@@ -52,6 +52,9 @@ type HistoryEntry struct {
 type TargetState struct {
 	Head    *Head
 	Changes uint64
+	// Lineage is the source version the target's newest row says it derives
+	// from (its lineage field); zero when the target carries none.
+	Lineage compare.Version
 	// Reflects is the source version the target is known to reflect (lineage or
 	// a digest match against history); zero if none is known.
 	Reflects compare.Version

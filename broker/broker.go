@@ -1,0 +1,244 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// ErrBadListen is returned by Start when Options.Listen is not a host:port
+// with a numeric port.
+var ErrBadListen = errors.New("invalid listen address")
+
+// ErrDataDirInUse is returned by Start when another broker, in this process or
+// another, holds the data dir. Two kfake nodes appending to the same segment
+// files would corrupt them silently.
+var ErrDataDirInUse = errors.New("data dir in use by another broker")
+
+// Options configures Start. The zero value is an in-memory broker on a free
+// loopback port.
+type Options struct {
+	// Listen is the host:port to listen on. An empty string, or an empty host,
+	// means 127.0.0.1; port 0 picks a free port. The broker advertises this
+	// address in metadata, so a wildcard host (0.0.0.0) is only reachable
+	// from the same machine.
+	Listen string
+
+	// DataDir, if set, persists topics, records and group offsets there, so
+	// that a broker started again on it carries on where the last one
+	// stopped. Empty keeps everything in memory.
+	DataDir string
+
+	// Partitions is the number of partitions of seeded topics and of topics
+	// created on first use. Zero means 1, which keeps a topic's order total,
+	// as the demo and most tests want.
+	Partitions int
+
+	// Topics are created at start if they do not exist yet. A topic persisted
+	// in DataDir keeps its partition count.
+	Topics []string
+
+	// Logger receives kfake's logs: its request chatter at debug, its
+	// internal errors at error. Nil discards them.
+	Logger *slog.Logger
+
+	// Extra options are applied after the broker's own, so they override
+	// them. For tests: fault injection, SASL, TLS.
+	Extra []kfake.Opt
+}
+
+// Broker is a running embedded broker. Close it to release its port and to
+// flush its data dir.
+type Broker struct {
+	cluster *kfake.Cluster
+	addr    string
+	dataDir string
+	logs    *logBridge
+	unlock  func() error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts one kfake node listening on opts.Listen, with automatic topic
+// creation enabled so that producers need no setup.
+func Start(opts Options) (*Broker, error) {
+	addr, err := listenAddr(opts.Listen)
+	if err != nil {
+		return nil, err
+	}
+	parts := opts.Partitions
+	switch {
+	case parts < 0:
+		return nil, fmt.Errorf("partitions %d: must not be negative", parts)
+	case parts == 0:
+		parts = 1
+	}
+	for _, t := range opts.Topics {
+		if t == "" {
+			return nil, errors.New("seeded topic with an empty name")
+		}
+	}
+
+	unlock := func() error { return nil }
+	if opts.DataDir != "" {
+		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		if unlock, err = lockDir(opts.DataDir); err != nil {
+			return nil, err
+		}
+	}
+
+	logs := &logBridge{log: opts.Logger}
+	// kfake always asks to listen on 127.0.0.1; we answer with the address we
+	// were given so that its host is honoured too. The error is kept because
+	// kfake returns it bare, and it is the one an operator needs to see.
+	var listenErr error
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			ln, err := net.Listen(network, addr)
+			listenErr = err
+			return ln, err
+		}),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(parts),
+		kfake.WithLogger(logs),
+	}
+	if opts.DataDir != "" {
+		kopts = append(kopts, kfake.DataDir(opts.DataDir))
+	}
+	kopts = append(kopts, opts.Extra...)
+
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		_ = unlock() // the start error matters more than a failed unlock
+		if listenErr != nil {
+			return nil, listenErr
+		}
+		return nil, fmt.Errorf("start kfake: %w", err)
+	}
+	b := &Broker{
+		cluster: c,
+		addr:    c.ListenAddrs()[0],
+		dataDir: opts.DataDir,
+		logs:    logs,
+		unlock:  unlock,
+	}
+
+	// Not kfake.SeedTopics: kfake ignores it when it loads a data dir, so a
+	// topic added to Topics between two runs would never be created.
+	for _, t := range opts.Topics {
+		err := c.CreateTopic(t, int32(parts), nil)
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil, errors.Join(fmt.Errorf("create topic %s: %w", t, err), b.Close())
+		}
+	}
+	return b, nil
+}
+
+// listenAddr validates s up front, because net.Listen would accept service
+// names ("kafka") and report a bad address only as a generic listen error.
+func listenAddr(s string) (string, error) {
+	if s == "" {
+		return "127.0.0.1:0", nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		reason := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			reason = ae.Err
+		}
+		return "", fmt.Errorf("%w %q: %s", ErrBadListen, s, reason)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", fmt.Errorf("%w %q: port %q is not a number from 0 to 65535", ErrBadListen, s, port)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// Addr is the host:port clients bootstrap from, with the port actually bound.
+func (b *Broker) Addr() string { return b.addr }
+
+// Cluster is the kfake cluster underneath, for fault injection in tests.
+func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
+// Close stops the broker and, with a data dir, writes its state there. It
+// returns what kfake failed to persist, which kfake itself only logs. Calling
+// it again returns the first result.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.logs.capture()
+		b.cluster.Close()
+		var err error
+		if lost := b.logs.captured(); lost != nil {
+			err = fmt.Errorf("flush data dir %s: %w", b.dataDir, lost)
+		}
+		b.closeErr = errors.Join(err, b.unlock())
+	})
+	return b.closeErr
+}
+
+// logBridge is the kfake.Logger that forwards to slog. While the broker
+// closes it keeps kfake's errors instead, so that Close can return them: an
+// error is either returned or logged, not both.
+type logBridge struct {
+	log *slog.Logger
+
+	mu        sync.Mutex
+	capturing bool
+	errs      []error
+}
+
+var _ kfake.Logger = (*logBridge)(nil)
+
+func (l *logBridge) Logf(level kfake.LogLevel, format string, args ...any) {
+	if level == kfake.LogLevelError {
+		l.mu.Lock()
+		if l.capturing {
+			l.errs = append(l.errs, fmt.Errorf(format, args...))
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+	}
+	if l.log == nil {
+		return
+	}
+	// kfake's errors "generally should not happen" (its docs); everything
+	// else is per-request chatter.
+	sl := slog.LevelDebug
+	if level == kfake.LogLevelError {
+		sl = slog.LevelError
+	}
+	ctx := context.Background() // kfake gives no request context to log under
+	if !l.log.Enabled(ctx, sl) {
+		return
+	}
+	l.log.Log(ctx, sl, fmt.Sprintf(format, args...))
+}
+
+func (l *logBridge) capture() {
+	l.mu.Lock()
+	l.capturing = true
+	l.mu.Unlock()
+}
+
+func (l *logBridge) captured() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return errors.Join(l.errs...)
+}

@@ -1,0 +1,44 @@
+// Package config reads recon's YAML configuration (DESIGN §6): ${ENV}
+// expansion, strict decoding (unknown fields are an error), defaults, and a
+// Validate that reports every problem at once, each on its own line with its
+// YAML path, e.g.
+//
+//	recon.yaml: line 14: datasets[0].targets[1].version: unknown version "lsnx": want lsn, position, offset or field:<name>
+//
+// It owns the Go shape of the file and the checks a file can fail without
+// touching anything else. It does no network I/O and does not check that
+// topics, files or brokers exist: cmd/recon does that when it wires things up.
+// Type and version settings are checked with the parsers of package compare,
+// so that the config and the data path can never disagree about them.
+//
+// # Defaults
+//
+// ApplyDefaults fills a setting that is absent (or zero):
+//
+//	kafka.brokers                   [127.0.0.1:9092]
+//	kafka.group                     recon
+//	kafka.client_id                 recon
+//	state.dir                       ./recon-data
+//	http.listen                     127.0.0.1:8080
+//	outputs.divergences             recon.divergences
+//	outputs.repairs                 recon.repairs
+//	outputs.dlq                     recon.dlq
+//	outputs.format                  json
+//	datasets[].window               30s
+//	datasets[].source_complete      false
+//	datasets[].repair.mode          dry-run
+//	datasets[].repair.auto_kinds    [missing, lagging, orphan]
+//	datasets[].repair.payload       full
+//	datasets[].repair.max_per_minute 600 (0 means 600; negative is an error)
+//	datasets[].compare.float_tolerance 0
+//
+// Nothing else has a default. digest.key in particular is required (at least
+// 16 bytes, shared by all instances): set it from the environment with
+// digest: {key: ${RECON_DIGEST_KEY}}.
+//
+// # Environment
+//
+// ${NAME} and $NAME are replaced in the file's text before it is parsed, with
+// os.Expand semantics; an unset variable becomes "" and is reported by
+// Validate only where a value is required. $$ is a literal $.
+package config

@@ -1,0 +1,323 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/recon-dev/recon/compare"
+)
+
+// namePattern constrains dataset and system names: they appear in record keys
+// (<dataset>/<target>/<key>), Badger keys and metric labels.
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+
+var (
+	formats      = []string{"debezium-json", "debezium-avro", "flat-json"}
+	outFormats   = []string{"json", "avro"}
+	repairModes  = []string{"off", "dry-run", "approve", "auto"}
+	repairKinds  = []string{"missing", "lagging", "orphan", "conflict"}
+	payloads     = []string{"full", "reference"}
+	saslMechs    = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+	versionsHelp = "want lsn, position, offset or field:<name>"
+)
+
+// Validate reports every problem at once, as an errors.Join of one-line
+// *FieldError values, each prefixed with its YAML path, e.g.
+//
+//	datasets[0].targets[1].version: unknown version "lsnx": want lsn, position, offset or field:<name>
+//
+// It expects ApplyDefaults to have run: a setting left empty is reported as
+// unset even where a default exists. Secrets are never part of a message.
+func (c *Config) Validate() error {
+	return joinFieldErrors(c.problems())
+}
+
+// problems is Validate's work: the list of everything wrong, in config order.
+type problems []*FieldError
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// oneOf reports v unless it is one of allowed; what names the setting ("format").
+func (p *problems) oneOf(path, what, v string, allowed []string) {
+	if slices.Contains(allowed, v) {
+		return
+	}
+	if v == "" {
+		p.add(path, "must be set: want %s", orList(allowed))
+		return
+	}
+	p.add(path, "unknown %s %q: want %s", what, v, orList(allowed))
+}
+
+func orList(xs []string) string {
+	if len(xs) == 1 {
+		return xs[0]
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
+}
+
+func (c *Config) problems() problems {
+	var p problems
+	c.Kafka.validate(&p)
+	if u := c.SchemaRegistry.URL; u != "" && !isHTTPURL(u) {
+		p.add("schema_registry.url", "want an http:// or https:// URL") // no echo: it may hold credentials
+	}
+	if c.State.Dir == "" {
+		p.add("state.dir", "must be set")
+	}
+	validateListen(&p, "http.listen", c.HTTP.Listen)
+	if len(c.Digest.Key) < MinDigestKeyLen {
+		p.add("digest.key", "must be at least %d bytes; set RECON_DIGEST_KEY", MinDigestKeyLen)
+	}
+	registry := c.SchemaRegistry.URL != ""
+
+	// topics maps every input topic to the path of the system that owns it.
+	topics := map[string]string{}
+	if len(c.Datasets) == 0 {
+		p.add("datasets", "at least one dataset is required")
+	}
+	names := map[string]string{}
+	for i := range c.Datasets {
+		path := fmt.Sprintf("datasets[%d]", i)
+		ds := &c.Datasets[i]
+		if prev, dup := names[ds.Name]; dup && ds.Name != "" {
+			p.add(path+".name", "%q is already the name of %s", ds.Name, prev)
+		} else {
+			names[ds.Name] = path
+		}
+		ds.validate(&p, path, registry, topics)
+	}
+	c.Outputs.validate(&p, registry, topics)
+	return p
+}
+
+func (k *Kafka) validate(p *problems) {
+	if len(k.Brokers) == 0 {
+		p.add("kafka.brokers", "at least one broker is required")
+	}
+	for i, b := range k.Brokers {
+		path := fmt.Sprintf("kafka.brokers[%d]", i)
+		switch {
+		case strings.TrimSpace(b) == "":
+			p.add(path, "must not be empty")
+		case strings.Contains(b, "://"):
+			p.add(path, "%q: want host:port, not a URL", b)
+		}
+	}
+	if k.Group == "" {
+		p.add("kafka.group", "must be set")
+	}
+	if k.ClientID == "" {
+		p.add("kafka.client_id", "must be set")
+	}
+	switch {
+	case k.TLS.CertFile != "" && k.TLS.KeyFile == "":
+		p.add("kafka.tls.key_file", "must be set with cert_file")
+	case k.TLS.KeyFile != "" && k.TLS.CertFile == "":
+		p.add("kafka.tls.cert_file", "must be set with key_file")
+	}
+	s := k.SASL
+	if s.Mechanism == "" {
+		if s.Username != "" || s.Password != "" {
+			p.add("kafka.sasl.mechanism", "must be set when username or password is: want %s", orList(saslMechs))
+		}
+		return
+	}
+	p.oneOf("kafka.sasl.mechanism", "mechanism", s.Mechanism, saslMechs)
+	if s.Username == "" {
+		p.add("kafka.sasl.username", "must be set with mechanism %s", s.Mechanism)
+	}
+	if s.Password == "" {
+		p.add("kafka.sasl.password", "must be set with mechanism %s", s.Mechanism)
+	}
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func redactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<redacted>"
+	}
+	return u.Redacted()
+}
+
+func validateListen(p *problems, path, addr string) {
+	if addr == "" {
+		p.add(path, "must be set: want host:port such as 127.0.0.1:8080")
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		p.add(path, "%q: want host:port such as 127.0.0.1:8080", addr)
+	}
+}
+
+func (o *Outputs) validate(p *problems, registry bool, inputs map[string]string) {
+	seen := map[string]string{}
+	for _, out := range []struct{ path, topic string }{
+		{"outputs.divergences", o.Divergences},
+		{"outputs.repairs", o.Repairs},
+		{"outputs.dlq", o.DLQ},
+	} {
+		switch prev, dup := seen[out.topic]; {
+		case out.topic == "":
+			p.add(out.path, "must be set")
+		case dup:
+			p.add(out.path, "topic %q is also %s; each output needs its own topic", out.topic, prev)
+		case inputs[out.topic] != "":
+			p.add(out.path, "topic %q is also the input of %s", out.topic, inputs[out.topic])
+		}
+		seen[out.topic] = out.path
+	}
+	p.oneOf("outputs.format", "format", o.Format, outFormats)
+	if o.Format == "avro" && !registry {
+		p.add("outputs.format", "avro needs schema_registry.url")
+	}
+}
+
+func (d *Dataset) validate(p *problems, path string, registry bool, topics map[string]string) {
+	validateName(p, path+".name", d.Name)
+	keys := map[string]bool{}
+	if len(d.Key) == 0 {
+		p.add(path+".key", "must list at least one field")
+	}
+	for i, k := range d.Key {
+		kp := fmt.Sprintf("%s.key[%d]", path, i)
+		switch {
+		case k == "":
+			p.add(kp, "must not be empty")
+		case keys[k]:
+			p.add(kp, "duplicate field %q", k)
+		}
+		keys[k] = true
+	}
+	if d.Window <= 0 {
+		p.add(path+".window", "must be > 0, got %s", d.Window)
+	}
+
+	// systems maps system names to their paths, source and targets alike.
+	systems := map[string]string{}
+	d.Source.validate(p, path+".source", false, registry, systems, topics)
+	if len(d.Targets) == 0 {
+		p.add(path+".targets", "at least one target is required")
+	}
+	for i := range d.Targets {
+		d.Targets[i].validate(p, fmt.Sprintf("%s.targets[%d]", path, i), true, registry, systems, topics)
+	}
+	d.Compare.validate(p, path+".compare", keys)
+	d.Repair.validate(p, path+".repair")
+}
+
+func validateName(p *problems, path, name string) {
+	switch {
+	case name == "":
+		p.add(path, "must be set")
+	case !namePattern.MatchString(name):
+		p.add(path, "%q must match %s (lowercase letters, digits, _ . -)", name, namePattern)
+	}
+}
+
+func (s *System) validate(p *problems, path string, target, registry bool, names, topics map[string]string) {
+	validateName(p, path+".name", s.Name)
+	if prev, dup := names[s.Name]; dup && s.Name != "" {
+		p.add(path+".name", "%q is already the name of %s", s.Name, prev)
+	} else {
+		names[s.Name] = path
+	}
+	switch prev, dup := topics[s.Topic]; {
+	case s.Topic == "":
+		p.add(path+".topic", "must be set")
+	case dup:
+		p.add(path+".topic", "topic %q is already read by %s; one topic belongs to one system", s.Topic, prev)
+	default:
+		topics[s.Topic] = path
+	}
+	p.oneOf(path+".format", "format", s.Format, formats)
+	if s.Format == "debezium-avro" && !registry {
+		p.add(path+".format", "debezium-avro needs schema_registry.url")
+	}
+	if s.Version == "" {
+		p.add(path+".version", "must be set: %s", versionsHelp)
+	} else if _, err := compare.ParseVersionSpec(s.Version); err != nil {
+		p.add(path+".version", "%v", err)
+	}
+	switch {
+	case !target && s.Lineage != "":
+		p.add(path+".lineage", "only a target has a lineage; the source is the lineage")
+	case target:
+		if _, err := compare.ParseLineageSpec(s.Lineage); err != nil {
+			p.add(path+".lineage", "%v", err)
+		}
+	}
+	renamed := map[string]string{}
+	for _, from := range sortedKeys(s.Rename) {
+		to := s.Rename[from]
+		rp := path + ".rename." + from
+		switch prev, dup := renamed[to]; {
+		case from == "":
+			p.add(path+".rename", "a column name must not be empty")
+		case to == "":
+			p.add(rp, "must name a dataset column")
+		case dup:
+			p.add(rp, "%q is also the new name of %q", to, prev)
+		default:
+			renamed[to] = from
+		}
+	}
+}
+
+func (c *Compare) validate(p *problems, path string, keys map[string]bool) {
+	for i, f := range c.Ignore {
+		ip := fmt.Sprintf("%s.ignore[%d]", path, i)
+		switch {
+		case f == "":
+			p.add(ip, "must not be empty")
+		case keys[f]:
+			p.add(ip, "%q is a key field; a key field cannot be ignored", f)
+		}
+	}
+	for _, f := range sortedKeys(c.Types) {
+		if f == "" {
+			p.add(path+".types", "a field name must not be empty")
+			continue
+		}
+		if _, err := compare.ParseFieldType(c.Types[f]); err != nil {
+			p.add(path+".types."+f, "%v", err)
+		}
+	}
+	if ft := c.FloatTolerance; !(ft >= 0) || math.IsInf(ft, 0) {
+		p.add(path+".float_tolerance", "must be a finite number >= 0, got %v", ft)
+	}
+}
+
+func (r *Repair) validate(p *problems, path string) {
+	p.oneOf(path+".mode", "mode", r.Mode, repairModes)
+	for i, k := range r.AutoKinds {
+		p.oneOf(fmt.Sprintf("%s.auto_kinds[%d]", path, i), "kind", k, repairKinds)
+	}
+	p.oneOf(path+".payload", "payload", r.Payload, payloads)
+	if r.MaxPerMinute < 0 {
+		p.add(path+".max_per_minute", "must be >= 0 (0 means %d), got %d", DefaultMaxPerMinute, r.MaxPerMinute)
+	}
+}
+
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

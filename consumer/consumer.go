@@ -1,0 +1,390 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/reconcile"
+	"github.com/recon-dev/recon/state"
+)
+
+// Decoder turns one record's bytes into a Decoded change. Decoders are pure
+// and safe for concurrent use.
+type Decoder interface {
+	Decode(key, value []byte, m Meta) (Decoded, error)
+}
+
+// Route is what recon does with the records of one input topic.
+type Route struct {
+	Dataset string
+	System  string
+	Topic   string
+	Decoder Decoder
+	Rules   *compare.Rules
+}
+
+// Handler folds a polled batch durably; it is reconcile.Engine in production.
+type Handler interface {
+	Apply(ctx context.Context, items []reconcile.Item) error
+}
+
+// Options configure a Consumer.
+type Options struct {
+	Brokers  []string
+	Group    string
+	ClientID string
+	Routes   []Route
+	DLQTopic string
+	// MaxRecordBytes sends larger records to the DLQ undecoded (default 1 MiB).
+	MaxRecordBytes int
+	// MaxPoll bounds the records of one batch (default 5000).
+	MaxPoll int
+	// ListInterval is how often end offsets are listed for the watermark rule
+	// (default 500ms).
+	ListInterval time.Duration
+	// Offsets are the durable positions from the state store: where to resume.
+	Offsets map[string]map[int32]int64
+	// Extra client options: TLS, SASL, test hooks.
+	Extra   []kgo.Opt
+	Logger  *slog.Logger
+	Metrics *Metrics // may be nil
+}
+
+// Metrics are the consumer's Prometheus metrics.
+type Metrics struct {
+	decodeErrors *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
+}
+
+// NewMetrics registers the consumer's metrics, including per-partition lag and
+// watermark age from progress.
+func NewMetrics(reg prometheus.Registerer, progress *Progress) *Metrics {
+	m := &Metrics{
+		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recon_decode_errors_total",
+			Help: "Records that could not be decoded, by dataset, system and reason.",
+		}, []string{"dataset", "system", "reason"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recon_records_skipped_total",
+			Help: "Records that are not changes (tombstones, truncates, messages), by dataset, system and kind.",
+		}, []string{"dataset", "system", "kind"}),
+	}
+	reg.MustRegister(m.decodeErrors, m.skipped, progress)
+	return m
+}
+
+// Consumer reads every input topic in one consumer group and hands decoded
+// batches to its Handler. One goroutine, Run, owns the poll loop.
+type Consumer struct {
+	client   *kgo.Client
+	adm      *kadm.Client
+	routes   map[string]*Route
+	handler  Handler
+	progress *Progress
+	opts     Options
+	log      *slog.Logger
+	joined   atomic.Bool
+}
+
+// New builds the consumer's client; nothing is read until Run.
+func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = 1 << 20
+	}
+	if opts.MaxPoll <= 0 {
+		opts.MaxPoll = 5000
+	}
+	if opts.ListInterval <= 0 {
+		opts.ListInterval = 500 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Consumer{routes: make(map[string]*Route), handler: h, progress: progress, opts: opts, log: opts.Logger}
+	topics := make([]string, 0, len(opts.Routes))
+	for i := range opts.Routes {
+		r := &opts.Routes[i]
+		c.routes[r.Topic] = r
+		topics = append(topics, r.Topic)
+	}
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(opts.Brokers...),
+		kgo.ClientID(opts.ClientID),
+		kgo.ConsumerGroup(opts.Group),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Partition p of every topic of a dataset goes to the same member
+		// (co-partitioning, DESIGN §7).
+		kgo.Balancers(kgo.RangeBalancer()),
+		// Kafka commits trail the state store's offsets; they serve lag monitoring.
+		kgo.AutoCommitMarks(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AdjustFetchOffsetsFn(c.resumeFromState),
+		kgo.OnPartitionsAssigned(c.assigned),
+		kgo.OnPartitionsRevoked(c.revoked),
+		kgo.OnPartitionsLost(c.lost),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	}
+	kopts = append(kopts, opts.Extra...)
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("building the consumer client: %w", err)
+	}
+	c.client = cl
+	c.adm = kadm.NewClient(cl)
+	return c, nil
+}
+
+// Joined reports whether the consumer has joined its group.
+func (c *Consumer) Joined() bool { return c.joined.Load() }
+
+// Client exposes the underlying client for pings and tests.
+func (c *Consumer) Client() *kgo.Client { return c.client }
+
+// resumeFromState replaces the group's committed offsets with the ones stored
+// with the state: those are the truth, since Kafka commits trail them.
+func (c *Consumer) resumeFromState(_ context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, parts := range offs {
+		for p := range parts {
+			if next, ok := c.opts.Offsets[topic][p]; ok {
+				parts[p] = kgo.NewOffset().At(next).WithEpoch(-1)
+			}
+		}
+	}
+	return offs, nil
+}
+
+func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
+	for topic, parts := range added {
+		for _, p := range parts {
+			next := int64(0)
+			if n, ok := c.opts.Offsets[topic][p]; ok {
+				next = n
+			}
+			c.progress.assign(topic, p, next)
+		}
+	}
+	c.joined.Store(true)
+	c.log.Info("partitions assigned", "partitions", added)
+}
+
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	// The poll loop holds rebalances until its batch is durable, so the
+	// marked offsets are all folded in: commit them before handing over.
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		c.log.Warn("committing offsets on revoke failed; the state store keeps the truth", "err", err)
+	}
+	for topic, parts := range lost {
+		for _, p := range parts {
+			c.progress.revoke(topic, p)
+		}
+	}
+}
+
+func (c *Consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	for topic, parts := range lost {
+		for _, p := range parts {
+			c.progress.revoke(topic, p)
+		}
+	}
+}
+
+// Run polls until ctx is done or the handler fails. It owns the end-offset
+// lister goroutine and stops it before returning.
+func (c *Consumer) Run(ctx context.Context) error {
+	listCtx, stopList := context.WithCancel(ctx)
+	listDone := make(chan struct{})
+	go func() {
+		defer close(listDone)
+		c.listLoop(listCtx)
+	}()
+	defer func() {
+		stopList()
+		<-listDone
+	}()
+
+	for {
+		fetches := c.client.PollRecords(ctx, c.opts.MaxPoll)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			c.client.AllowRebalance()
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		polledAt := time.Now()
+		items, advances := c.decodeFetches(fetches)
+		if len(items) > 0 {
+			if err := c.handler.Apply(ctx, items); err != nil {
+				c.client.AllowRebalance()
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("applying a batch of %d records: %w", len(items), err)
+			}
+		}
+		for _, a := range advances {
+			c.progress.advanced(a.topic, a.partition, a.next, a.newest)
+			if a.hwm >= 0 {
+				c.progress.observeEnd(a.topic, a.partition, a.hwm, polledAt)
+			}
+		}
+		c.client.MarkCommitRecords(lastRecords(fetches)...)
+		c.client.AllowRebalance()
+	}
+}
+
+func (c *Consumer) listLoop(ctx context.Context) {
+	t := time.NewTicker(c.opts.ListInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.progress.listEnds(ctx, c.adm); err != nil && ctx.Err() == nil {
+			c.log.Debug("listing end offsets failed", "err", err)
+		}
+	}
+}
+
+type advance struct {
+	topic     string
+	partition int32
+	next      int64
+	hwm       int64
+	newest    time.Time
+}
+
+func lastRecords(fs kgo.Fetches) []*kgo.Record {
+	var out []*kgo.Record
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			out = append(out, p.Records[n-1])
+		}
+	})
+	return out
+}
+
+// decodeFetches decodes every record into an Item, in partition order.
+func (c *Consumer) decodeFetches(fs kgo.Fetches) ([]reconcile.Item, []advance) {
+	items := make([]reconcile.Item, 0, fs.NumRecords())
+	var adv []advance
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		a := advance{topic: p.Topic, partition: p.Partition, next: -1, hwm: p.HighWatermark}
+		for _, r := range p.Records {
+			items = append(items, c.decode(r))
+			a.next = r.Offset + 1
+			if r.Timestamp.After(a.newest) {
+				a.newest = r.Timestamp
+			}
+		}
+		if a.next >= 0 {
+			adv = append(adv, a)
+		}
+	})
+	return items, adv
+}
+
+func (c *Consumer) decode(r *kgo.Record) reconcile.Item {
+	it := reconcile.Item{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	route := c.routes[r.Topic]
+	if route == nil {
+		return it // not ours; only its offset moves
+	}
+	ev, skip, err := c.decodeChange(route, r)
+	switch {
+	case err != nil:
+		it.Reject = c.reject(route, r, err)
+	case skip != "":
+		if c.opts.Metrics != nil {
+			c.opts.Metrics.skipped.WithLabelValues(route.Dataset, route.System, skip).Inc()
+		}
+	default:
+		it.Event = ev
+	}
+	return it
+}
+
+func (c *Consumer) decodeChange(route *Route, r *kgo.Record) (*compare.ChangeEvent, string, error) {
+	if len(r.Key)+len(r.Value) > c.opts.MaxRecordBytes {
+		return nil, "", &DecodeError{Reason: ReasonOversized, Err: fmt.Errorf("record of %d bytes exceeds max_record_bytes %d", len(r.Key)+len(r.Value), c.opts.MaxRecordBytes)}
+	}
+	d, err := route.Decoder.Decode(r.Key, r.Value, Meta{Offset: r.Offset, Timestamp: r.Timestamp})
+	if err != nil {
+		return nil, "", err
+	}
+	if d.Tombstone {
+		return nil, "tombstone", nil
+	}
+	if d.Skip != "" {
+		return nil, d.Skip, nil
+	}
+	src := d.Key
+	if src == nil {
+		src = d.Row
+	}
+	key, err := route.Rules.Key(src)
+	if err != nil {
+		return nil, "", &DecodeError{Reason: ReasonMissingKey, Err: err}
+	}
+	ev := &compare.ChangeEvent{
+		Dataset: route.Dataset, System: route.System, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Key: key, Op: d.Op, Version: d.Version, Lineage: d.Lineage, EventTime: d.EventTime,
+	}
+	if d.Op == compare.OpUpsert {
+		row, unchanged, err := route.Rules.Normalize(d.Row)
+		if err != nil {
+			return nil, "", &DecodeError{Reason: ReasonBadValue, Err: err}
+		}
+		ev.Row, ev.Unchanged = row, unchanged
+	}
+	return ev, "", nil
+}
+
+// reject renders a record for the dead-letter queue: the original key, value
+// and headers, plus why and where it came from.
+func (c *Consumer) reject(route *Route, r *kgo.Record, err error) *reconcile.Reject {
+	reason := ReasonMalformed
+	var de *DecodeError
+	if errors.As(err, &de) {
+		reason = de.Reason
+	}
+	if c.opts.Metrics != nil {
+		c.opts.Metrics.decodeErrors.WithLabelValues(route.Dataset, route.System, reason).Inc()
+	}
+	c.log.Debug("record sent to the DLQ", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+	hs := make([]state.Header, 0, len(r.Headers)+5)
+	for _, h := range r.Headers {
+		hs = append(hs, state.Header{Key: h.Key, Value: h.Value})
+	}
+	hs = append(hs,
+		state.Header{Key: "recon-error", Value: []byte(err.Error())},
+		state.Header{Key: "recon-source-topic", Value: []byte(r.Topic)},
+		state.Header{Key: "recon-source-partition", Value: []byte(strconv.FormatInt(int64(r.Partition), 10))},
+		state.Header{Key: "recon-source-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		state.Header{Key: "recon-dataset", Value: []byte(route.Dataset)},
+	)
+	return &reconcile.Reject{
+		Dataset: route.Dataset, System: route.System, Reason: reason,
+		Record: state.OutboxRecord{Topic: c.opts.DLQTopic, Key: r.Key, Value: r.Value, Headers: hs},
+	}
+}
+
+// Close leaves the group and closes the client.
+func (c *Consumer) Close() { c.client.Close() }
+
+func itoa(p int32) string { return strconv.FormatInt(int64(p), 10) }

@@ -1,0 +1,419 @@
+// Package pipeline wires recon's parts into the running service: state store,
+// consumer, engine, sweeper, outbox publisher and HTTP endpoints. `recon run`,
+// `recon demo` and the end-to-end tests all start recon through it.
+package pipeline
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/config"
+	"github.com/recon-dev/recon/consumer"
+	"github.com/recon-dev/recon/reconcile"
+	"github.com/recon-dev/recon/repair"
+	"github.com/recon-dev/recon/state"
+)
+
+// Options tune a pipeline beyond its config; zero values take the defaults.
+type Options struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // default: a fresh registry with Go and process collectors
+	Now      func() time.Time
+	// SweepTick is how often expired windows are looked for (default 100ms).
+	SweepTick time.Duration
+	// ListInterval is how often end offsets are listed (default 500ms).
+	ListInterval time.Duration
+	// ShutdownTimeout bounds the outbox flush on shutdown (default 10s).
+	ShutdownTimeout time.Duration
+	// Listener serves HTTP instead of listening on cfg.HTTP.Listen; "-" in
+	// cfg.HTTP.Listen disables HTTP.
+	Listener net.Listener
+	// ExtraKafka are appended to both clients' options (tests: fault hooks).
+	ExtraKafka []kgo.Opt
+	// RulesVersion is stamped on every event (default "1").
+	RulesVersion string
+}
+
+// Pipeline is one running recon.
+type Pipeline struct {
+	cfg       *config.Config
+	opts      Options
+	log       *slog.Logger
+	store     *state.Store
+	engine    *reconcile.Engine
+	consumer  *consumer.Consumer
+	producer  *kgo.Client
+	publisher *repair.Publisher
+	registry  *prometheus.Registry
+	progress  *consumer.Progress
+	http      *http.Server
+	listener  net.Listener
+}
+
+// New opens the state store, builds the clients and checks that Kafka is
+// reachable. Close releases what New opened if Run is never called.
+func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SweepTick <= 0 {
+		opts.SweepTick = 100 * time.Millisecond
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.RulesVersion == "" {
+		opts.RulesVersion = "1"
+	}
+	p := &Pipeline{cfg: cfg, opts: opts, log: opts.Logger, registry: opts.Registry}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+
+	kopts, err := kafkaOpts(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	kopts = append(kopts, opts.ExtraKafka...)
+
+	p.store, err = state.Open(cfg.State.Dir, state.Options{Logger: opts.Logger.With("component", "badger")})
+	if err != nil {
+		return nil, fmt.Errorf("opening state: %w", err)
+	}
+	hasher := compare.NewHasher([]byte(cfg.Digest.Key))
+
+	routes, datasets, policies, err := buildRoutes(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	p.producer, err = kgo.NewClient(append([]kgo.Opt{
+		kgo.ClientID(cfg.Kafka.ClientID + "-producer"),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.RecordRetries(3),
+	}, kopts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("building the producer: %w", err)
+	}
+	if err := pingAndEnsureTopics(ctx, p.producer, cfg); err != nil {
+		return nil, err
+	}
+
+	pubMetrics := repair.NewPublisherMetrics(opts.Registry, p.store)
+	p.publisher = repair.NewPublisher(p.store, p.producer, pubMetrics, opts.Logger.With("component", "publisher"), repair.PublisherOptions{})
+
+	p.progress = consumer.NewProgress(opts.Now)
+	engMetrics := reconcile.NewMetrics(opts.Registry, func() (int64, int64) {
+		keys, lsm, vlog := p.store.Stats()
+		return keys, lsm + vlog
+	})
+	p.engine, err = reconcile.New(p.store, reconcile.Options{
+		Datasets:     datasets,
+		Outputs:      reconcile.Outputs{Divergences: cfg.Outputs.Divergences, Repairs: cfg.Outputs.Repairs, DLQ: cfg.Outputs.DLQ},
+		RulesVersion: opts.RulesVersion,
+		Hasher:       hasher,
+		Planner:      repair.NewPlanner(policies),
+		Progress:     p.progress,
+		Notifier:     p.publisher,
+		Metrics:      engMetrics,
+		Logger:       opts.Logger.With("component", "engine"),
+		Now:          opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	offsets, err := p.store.Offsets()
+	if err != nil {
+		return nil, fmt.Errorf("reading stored offsets: %w", err)
+	}
+	p.consumer, err = consumer.New(p.engine, p.progress, consumer.Options{
+		Group: cfg.Kafka.Group, ClientID: cfg.Kafka.ClientID,
+		Routes: routes, DLQTopic: cfg.Outputs.DLQ, Offsets: offsets,
+		ListInterval: opts.ListInterval,
+		Extra:        kopts,
+		Logger:       opts.Logger.With("component", "consumer"),
+		Metrics:      consumer.NewMetrics(opts.Registry, p.progress),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if opts.Listener != nil {
+		p.listener = opts.Listener
+	} else if cfg.HTTP.Listen != "-" {
+		p.listener, err = net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		}
+	}
+	p.http = &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	return p, nil
+}
+
+// kafkaOpts turns the kafka section into client options shared by both clients.
+func kafkaOpts(k config.Kafka) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(k.Brokers...)}
+	if k.TLS.Enabled() {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if k.TLS.CAFile != "" {
+			pem, err := os.ReadFile(k.TLS.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("kafka.tls.ca_file %s: no certificates found", k.TLS.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if k.TLS.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(k.TLS.CertFile, k.TLS.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("kafka.tls client certificate: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	switch k.SASL.Mechanism {
+	case "":
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha512Mechanism()))
+	default:
+		return nil, fmt.Errorf("kafka.sasl.mechanism %q is not supported", k.SASL.Mechanism)
+	}
+	return opts, nil
+}
+
+// pingAndEnsureTopics fails fast with one line when Kafka is unreachable, and
+// creates the output topics that do not exist yet.
+func pingAndEnsureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config) error {
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := cl.Ping(pctx); err != nil {
+		return fmt.Errorf("kafka unreachable at %v: %w", cfg.Kafka.Brokers, err)
+	}
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopics(pctx, -1, -1, nil, cfg.Outputs.Divergences, cfg.Outputs.Repairs, cfg.Outputs.DLQ)
+	if err != nil {
+		return fmt.Errorf("creating output topics: %w", err)
+	}
+	for _, t := range resp.Sorted() {
+		if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("creating output topic %s: %w", t.Topic, t.Err)
+		}
+	}
+	return nil
+}
+
+// buildRoutes derives decoders, normalization rules and engine datasets.
+func buildRoutes(cfg *config.Config) ([]consumer.Route, []reconcile.Dataset, map[string]repair.Policy, error) {
+	var routes []consumer.Route
+	var datasets []reconcile.Dataset
+	policies := make(map[string]repair.Policy)
+	for _, d := range cfg.Datasets {
+		rd := reconcile.Dataset{
+			Name: d.Name, Window: d.Window.D(), SourceComplete: d.SourceComplete,
+			Source:      reconcile.System{Name: d.Source.Name, Topic: d.Source.Topic, Rename: d.Source.Rename},
+			PayloadFull: d.Repair.Payload != "reference",
+		}
+		systems := append([]config.System{d.Source}, d.Targets...)
+		for i, s := range systems {
+			rules, err := compare.NewRules(d.Key, s.Rename, ignoreFor(d, s), d.Compare.Types, d.Compare.FloatTolerance)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("dataset %s system %s: %w", d.Name, s.Name, err)
+			}
+			dec, err := decoderFor(s)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("dataset %s system %s: %w", d.Name, s.Name, err)
+			}
+			routes = append(routes, consumer.Route{Dataset: d.Name, System: s.Name, Topic: s.Topic, Decoder: dec, Rules: rules})
+			if i > 0 {
+				rd.Targets = append(rd.Targets, reconcile.System{Name: s.Name, Topic: s.Topic, Rename: s.Rename})
+			}
+		}
+		datasets = append(datasets, rd)
+		policies[d.Name] = repair.Policy{Mode: d.Repair.Mode, AutoKinds: d.Repair.AutoKinds, Payload: d.Repair.Payload, MaxPerMinute: d.Repair.MaxPerMinute}
+	}
+	return routes, datasets, policies, nil
+}
+
+// ignoreFor adds a target's lineage field to the ignored columns: it is
+// metadata about the row, which the source row never has.
+func ignoreFor(d config.Dataset, s config.System) []string {
+	field, ok := strings.CutPrefix(s.Lineage, "field:")
+	if !ok {
+		return d.Compare.Ignore
+	}
+	if to, renamed := s.Rename[field]; renamed {
+		field = to
+	}
+	return append(slices.Clone(d.Compare.Ignore), field)
+}
+
+func decoderFor(s config.System) (consumer.Decoder, error) {
+	version, err := compare.ParseVersionSpec(s.Version)
+	if err != nil {
+		return nil, err
+	}
+	lineage, err := compare.ParseLineageSpec(s.Lineage)
+	if err != nil {
+		return nil, err
+	}
+	switch s.Format {
+	case "debezium-json":
+		return consumer.NewDebeziumJSON(version, lineage), nil
+	default:
+		return nil, fmt.Errorf("format %q is not supported by this build yet", s.Format)
+	}
+}
+
+// Registry is the pipeline's metric registry.
+func (p *Pipeline) Registry() *prometheus.Registry { return p.registry }
+
+// Store is the pipeline's state store (for tools and tests).
+func (p *Pipeline) Store() *state.Store { return p.store }
+
+// Addr is the HTTP listener's address, or "" without HTTP.
+func (p *Pipeline) Addr() string {
+	if p.listener == nil {
+		return ""
+	}
+	return p.listener.Addr().String()
+}
+
+// Ready reports whether the state is open and the consumer joined its group.
+func (p *Pipeline) Ready() bool { return p.store != nil && p.consumer != nil && p.consumer.Joined() }
+
+// Handler serves /metrics, /healthz and /readyz.
+func (p *Pipeline) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{Registry: p.registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !p.Ready() {
+			http.Error(w, "not ready: the consumer has not joined its group yet", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// Run runs every part until ctx is done or one fails, then shuts down in
+// order: stop consuming (the batch in hand finishes), stop the sweeper, flush
+// the outbox within the shutdown timeout, close clients and the store.
+func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.Close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	var wg sync.WaitGroup
+	start := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		p.publisher.Run(pubCtx)
+	}()
+
+	start("consumer", p.consumer.Run)
+	start("sweeper", func(ctx context.Context) error { return p.engine.RunSweeper(ctx, p.opts.SweepTick) })
+	if p.listener != nil {
+		start("http", func(ctx context.Context) error {
+			go func() {
+				<-ctx.Done()
+				sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+				defer c()
+				p.http.Shutdown(sctx)
+			}()
+			if err := p.http.Serve(p.listener); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	p.log.Info("recon running", "datasets", len(p.cfg.Datasets), "http", p.Addr())
+	<-ctx.Done()
+	wg.Wait()
+
+	stopPub()
+	<-pubDone
+	fctx, fcancel := context.WithTimeout(context.Background(), p.opts.ShutdownTimeout)
+	defer fcancel()
+	if err := p.publisher.Flush(fctx); err != nil {
+		p.log.Warn("shutting down with records left in the outbox; they are published on the next start", "err", err)
+	}
+	p.log.Info("recon stopped")
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Close releases clients and the store; Run calls it on return.
+func (p *Pipeline) Close() {
+	if p.consumer != nil {
+		p.consumer.Close()
+		p.consumer = nil
+	}
+	if p.producer != nil {
+		p.producer.Close()
+		p.producer = nil
+	}
+	if p.listener != nil && p.http == nil {
+		p.listener.Close()
+	}
+	if p.store != nil {
+		if err := p.store.Close(); err != nil {
+			p.log.Warn("closing state", "err", err)
+		}
+		p.store = nil
+	}
+}

@@ -1,0 +1,193 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/state"
+)
+
+// fold applies one change event. Events are idempotent: a version already
+// folded in changes nothing and an older one only enters the history, so
+// duplicates and redelivery never produce a verdict by themselves.
+func (t *txn) fold(ev *compare.ChangeEvent, now time.Time) error {
+	d, ok := t.e.datasets[ev.Dataset]
+	if !ok {
+		return fmt.Errorf("event for unknown dataset %q", ev.Dataset)
+	}
+	ks, key, err := t.load(d.Name, ev.Key)
+	if err != nil {
+		return err
+	}
+	var changed bool
+	if ev.System == d.Source.Name {
+		changed = t.foldSource(d, ks, ev, now)
+	} else {
+		changed = t.foldTarget(d, ks, ev, now)
+	}
+	if !changed {
+		t.metric(func(m *Metrics) { m.ignored.WithLabelValues(ev.Dataset, ev.System).Inc() })
+		return nil
+	}
+	op := ev.Op.String()
+	t.metric(func(m *Metrics) { m.events.WithLabelValues(ev.Dataset, ev.System, op).Inc() })
+	if ev.System == d.Source.Name {
+		for _, tg := range d.Targets {
+			t.reassess(d, ks, key, tg.Name, now, false)
+		}
+		return nil
+	}
+	t.reassess(d, ks, key, ev.System, now, true)
+	return nil
+}
+
+// head digests an event's row, keeping the previous values of columns the
+// event marks unchanged (Postgres TOAST).
+func (t *txn) head(ev *compare.ChangeEvent, prev *state.Head, now time.Time) *state.Head {
+	h := &state.Head{Version: ev.Version, Deleted: ev.Op == compare.OpDelete, EventTime: ev.EventTime.UTC(), SeenAt: now, Partition: ev.Partition}
+	if h.Deleted {
+		return h
+	}
+	h.Cols = t.e.opts.Hasher.Columns(ev.Row)
+	for _, c := range ev.Unchanged {
+		if prev != nil && !prev.Deleted {
+			if v, ok := prev.Cols[c]; ok {
+				h.Cols[c] = v
+				continue
+			}
+		}
+		t.metric(func(m *Metrics) { m.toastUnresolved.WithLabelValues(ev.Dataset, ev.System).Inc() })
+	}
+	h.Digest = t.e.opts.Hasher.Digest(h.Cols)
+	return h
+}
+
+func (t *txn) foldSource(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent, now time.Time) bool {
+	if ks.Source != nil {
+		switch c := ev.Version.Compare(ks.Source.Version); {
+		case c == 0:
+			return false
+		case c < 0:
+			return t.insertHistory(ks, ev, now)
+		}
+	}
+	prevRow := ks.SourceRow
+	h := t.head(ev, ks.Source, now)
+	ks.Source = h
+	ks.SourceChanges++
+	ks.History = append(ks.History, state.HistoryEntry{Version: h.Version, Digest: h.Digest, Deleted: h.Deleted, EventTime: h.EventTime, SeenAt: h.SeenAt})
+	if n := len(ks.History); n > state.HistoryLen {
+		ks.History = slices.Delete(ks.History, 0, n-state.HistoryLen)
+	}
+	if d.PayloadFull {
+		if h.Deleted {
+			ks.SourceRow = nil
+		} else {
+			row := make(compare.Row, len(ev.Row)+len(ev.Unchanged))
+			for c, v := range ev.Row {
+				row[c] = v
+			}
+			for _, c := range ev.Unchanged {
+				if v, ok := prevRow[c]; ok {
+					row[c] = v
+				}
+			}
+			ks.SourceRow = row
+		}
+	}
+	return true
+}
+
+// insertHistory records a source version older than the head: it may be what
+// a lagging target holds.
+func (t *txn) insertHistory(ks *state.KeyState, ev *compare.ChangeEvent, now time.Time) bool {
+	i, found := slices.BinarySearchFunc(ks.History, ev.Version, func(h state.HistoryEntry, v compare.Version) int {
+		return h.Version.Compare(v)
+	})
+	if found || (len(ks.History) >= state.HistoryLen && i == 0) {
+		return false
+	}
+	h := t.head(ev, nil, now)
+	ks.History = slices.Insert(ks.History, i, state.HistoryEntry{Version: h.Version, Digest: h.Digest, Deleted: h.Deleted, EventTime: h.EventTime, SeenAt: h.SeenAt})
+	if n := len(ks.History); n > state.HistoryLen {
+		ks.History = slices.Delete(ks.History, 0, n-state.HistoryLen)
+	}
+	return true
+}
+
+func (t *txn) foldTarget(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent, now time.Time) bool {
+	ts := ks.Targets[ev.System]
+	if ts == nil {
+		ts = &state.TargetState{}
+		ks.Targets[ev.System] = ts
+	}
+	if ts.Head != nil && ev.Version.Compare(ts.Head.Version) <= 0 {
+		return false
+	}
+	ts.Head = t.head(ev, ts.Head, now)
+	ts.Changes++
+	ts.Lineage = ev.Lineage
+	return true
+}
+
+// pair builds the comparison view of one (key, target).
+func pair(d *Dataset, ks *state.KeyState, target string) compare.Pair {
+	p := compare.Pair{SourceComplete: d.SourceComplete}
+	if ks.Source != nil {
+		p.Source = make([]compare.SourceVersion, len(ks.History))
+		for i, h := range ks.History {
+			p.Source[i] = compare.SourceVersion{Version: h.Version, Digest: h.Digest, Deleted: h.Deleted, SeenAt: h.SeenAt, EventTime: h.EventTime}
+		}
+	}
+	if ts := ks.Targets[target]; ts != nil {
+		if ts.Head != nil {
+			p.Target = &compare.TargetRow{Version: ts.Head.Version, Digest: ts.Head.Digest, Deleted: ts.Head.Deleted, SeenAt: ts.Head.SeenAt}
+		}
+		p.Lineage = ts.Lineage
+	}
+	return p
+}
+
+// reassess re-judges one (key, target) after a change: in sync closes the
+// window and resolves an open divergence; otherwise the window's deadline
+// follows the oldest source version the target does not reflect yet.
+func (t *txn) reassess(d *Dataset, ks *state.KeyState, key, target string, now time.Time, byTarget bool) {
+	p := pair(d, ks, target)
+	st := compare.Assess(p, d.Window)
+	ts := ks.Targets[target]
+	if ts == nil {
+		if st.InSync || !st.Judged {
+			return
+		}
+		ts = &state.TargetState{}
+		ks.Targets[target] = ts
+	}
+	ts.Reflects = st.Reflects
+	ts.LocalWrite = p.Target != nil && !p.Target.Deleted && !st.Matched
+	if st.InSync {
+		if (!ts.Deadline.IsZero() || ts.Open != nil) && byTarget && ks.Source != nil {
+			lag := now.Sub(ks.Source.SeenAt).Seconds()
+			t.metric(func(m *Metrics) { m.convergence.WithLabelValues(d.Name, target).Observe(lag) })
+		}
+		t.setDeadline(d, ts, key, target, time.Time{})
+		if ts.Open != nil {
+			t.resolve(d, ks, key, target, ts, now, "the target converged with the source")
+		}
+		return
+	}
+	if !st.Judged {
+		t.setDeadline(d, ts, key, target, time.Time{})
+		return
+	}
+	t.setDeadline(d, ts, key, target, st.Deadline.UTC())
+}
+
+func (t *txn) setDeadline(d *Dataset, ts *state.TargetState, key, target string, at time.Time) {
+	if ts.Deadline.Equal(at) {
+		return
+	}
+	t.batch.MoveTimer(d.Name, target, key, ts.Deadline, at)
+	ts.Deadline = at
+}

@@ -1,0 +1,336 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/repair"
+	"github.com/recon-dev/recon/state"
+)
+
+// SweepResult says what one sweep did.
+type SweepResult struct {
+	Fired   int // verdicts opened
+	Waiting int // expired windows held back by the watermark rule
+}
+
+// Sweep fires the windows that expired by now. A window fires only once the
+// source and target topics are known to be read far enough (Progress), so
+// recon's own consumer lag never looks like a divergence; a window that must
+// wait keeps its timer and is tried again at the next sweep.
+func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
+	var res SweepResult
+	now := e.now().UTC()
+	timers, err := e.store.DueTimers(now, limit)
+	if err != nil || len(timers) == 0 {
+		e.setWaiting(0)
+		return res, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	tx := e.begin()
+	for _, tm := range timers {
+		if ctx.Err() != nil {
+			break
+		}
+		fired, waiting, err := tx.fire(tm, now)
+		if err != nil {
+			return res, err
+		}
+		if fired {
+			res.Fired++
+		}
+		if waiting {
+			res.Waiting++
+		}
+	}
+	if err := tx.commit(); err != nil {
+		return res, err
+	}
+	e.setWaiting(res.Waiting)
+	return res, nil
+}
+
+func (e *Engine) setWaiting(n int) {
+	if e.opts.Metrics != nil {
+		e.opts.Metrics.waiting.Set(float64(n))
+	}
+}
+
+func (t *txn) fire(tm state.Timer, now time.Time) (fired, waiting bool, err error) {
+	d, ok := t.e.datasets[tm.Dataset]
+	if !ok {
+		// A dataset removed from config: its timers can only be dropped.
+		t.batch.MoveTimer(tm.Dataset, tm.Target, tm.Key, tm.Deadline, time.Time{})
+		return false, false, nil
+	}
+	ks, _, err := t.loadByString(d.Name, tm.Key, compare.Key{})
+	if err != nil {
+		return false, false, err
+	}
+	ts := ks.Targets[tm.Target]
+	if ts == nil || !ts.Deadline.Equal(tm.Deadline) {
+		// Stale: the window moved or closed after this timer was written.
+		t.batch.MoveTimer(d.Name, tm.Target, tm.Key, tm.Deadline, time.Time{})
+		return false, false, nil
+	}
+	p := pair(d, ks, tm.Target)
+	st := compare.Assess(p, d.Window)
+	switch {
+	case st.InSync || !st.Judged:
+		t.setDeadline(d, ts, tm.Key, tm.Target, time.Time{})
+		return false, false, nil
+	case st.Deadline.After(now):
+		t.setDeadline(d, ts, tm.Key, tm.Target, st.Deadline.UTC())
+		return false, false, nil
+	}
+	change := st.Basis.EventTime
+	if !t.e.opts.Progress.CaughtUp(d.Source.Topic, tm.Deadline, change, d.Window) {
+		return false, true, nil
+	}
+	tt, _ := d.target(tm.Target)
+	if !t.e.opts.Progress.CaughtUp(tt.Topic, tm.Deadline, change, d.Window) {
+		return false, true, nil
+	}
+	v := compare.Classify(p)
+	t.setDeadline(d, ts, tm.Key, tm.Target, time.Time{})
+	if ts.Open != nil {
+		if ts.Open.Kind == string(v.Kind) {
+			return false, false, nil
+		}
+		t.resolve(d, ks, tm.Key, tm.Target, ts, now, fmt.Sprintf("the divergence became %s", v.Kind))
+	}
+	t.open(d, ks, tm.Key, tm.Target, ts, st, v, tm.Deadline, now)
+	return true, false, nil
+}
+
+func (t *txn) loadByString(dataset, ks string, key compare.Key) (*state.KeyState, string, error) {
+	id := dataset + "\x00" + ks
+	if s, ok := t.states[id]; ok {
+		return s, ks, nil
+	}
+	s, err := t.e.store.KeyState(dataset, ks)
+	if err != nil {
+		return nil, ks, fmt.Errorf("loading state of %s key %s: %w", dataset, ks, err)
+	}
+	if s == nil {
+		s = &state.KeyState{Key: key}
+	}
+	if s.Targets == nil {
+		s.Targets = make(map[string]*state.TargetState)
+	}
+	t.states[id] = s
+	t.order = append(t.order, id)
+	return s, ks, nil
+}
+
+func (d *Dataset) target(name string) (System, bool) {
+	for _, t := range d.Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return System{}, false
+}
+
+// open records a verdict: the divergence event, its planned repair, and the
+// open divergence in the key state, all in the same commit.
+func (t *txn) open(d *Dataset, ks *state.KeyState, key, target string, ts *state.TargetState, st compare.Status, v compare.Verdict, deadline, now time.Time) {
+	src := sourceState(ks)
+	tgt := targetState(ts)
+	srcVer, tgtVer := "", ""
+	if src != nil {
+		srcVer = src.Version
+	}
+	if tgt != nil {
+		tgtVer = tgt.Version
+	}
+	id := repair.ID("divergence", d.Name, target, key, string(v.Kind), srcVer, tgtVer)
+	ev := repair.Divergence{
+		ID: id, Event: "opened", Dataset: d.Name, Target: target, Key: ks.Key, Kind: string(v.Kind),
+		Source: src, TargetState: tgt,
+		OpenedAt: deadline.Add(-d.Window), DetectedAt: now, WindowMS: d.Window.Milliseconds(),
+		Rationale: v.Rationale, RulesVersion: t.e.opts.RulesVersion,
+	}
+	t.emit(t.e.opts.Outputs.Divergences, d.Name, target, ks.Key, "recon-kind", string(v.Kind), id, ev)
+	open := &state.Divergence{ID: id, Kind: string(v.Kind), OpenedAt: ev.OpenedAt, DetectedAt: now}
+	if ks.Source != nil {
+		open.SourceVersion = ks.Source.Version
+	}
+	ts.Open = open
+	delay := now.Sub(deadline).Seconds()
+	kind := string(v.Kind)
+	t.metric(func(m *Metrics) {
+		m.opened.WithLabelValues(d.Name, target, kind).Inc()
+		m.open.WithLabelValues(d.Name, target, kind).Inc()
+		m.detection.WithLabelValues(d.Name, target).Observe(delay)
+	})
+	t.e.log.Info("divergence opened", "dataset", d.Name, "target", target, "kind", kind, "id", id)
+	t.planRepair(d, ks, key, target, ts, v, id, now)
+}
+
+func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts *state.TargetState, v compare.Verdict, divID string, now time.Time) {
+	in := repair.Input{
+		Dataset: d.Name, Target: target, Key: ks.Key, Kind: v.Kind, DivergenceID: divID,
+		SourceDeleted: ks.Source == nil || ks.Source.Deleted, Rationale: v.Rationale, RulesVersion: t.e.opts.RulesVersion,
+	}
+	if ks.Source != nil {
+		in.SourceVersion = ks.Source.Version
+		in.ExpectedDigest = ks.Source.Digest
+	}
+	if ts.Head != nil && !ts.Head.Deleted {
+		in.PreviousDigest = ts.Head.Digest
+	}
+	if tt, ok := d.target(target); ok && ks.SourceRow != nil {
+		in.After = toTargetNames(ks.SourceRow, tt.Rename)
+	}
+	plan := t.e.opts.Planner.Plan(now, in)
+	if plan.Decision == repair.None {
+		return
+	}
+	r := plan.Repair
+	rec := state.RepairRecord{
+		ID: r.ID, DivergenceID: divID, Dataset: d.Name, Target: target, Key: key, Kind: r.Kind,
+		Action: r.Action, CreatedAt: now, UpdatedAt: now,
+	}
+	outcome := "published"
+	switch {
+	case plan.Decision == repair.Publish:
+		rec.State = "published"
+		if r.DryRun {
+			outcome = "dry_run"
+		}
+		t.emit(t.e.opts.Outputs.Repairs, d.Name, target, ks.Key, "recon-action", r.Action, r.ID, r)
+	case plan.Guarded:
+		rec.State, outcome = "pending", "guarded"
+	default:
+		rec.State, outcome = "pending", "pending"
+	}
+	body, err := repair.Marshal(r)
+	if err == nil {
+		rec.Event = body
+	}
+	t.batch.PutRepair(rec)
+	ts.Open.RepairID = r.ID
+	action, mode := r.Action, r.Mode
+	t.metric(func(m *Metrics) { m.repairs.WithLabelValues(d.Name, action, mode, outcome).Inc() })
+}
+
+// resolve closes an open divergence with a resolved event.
+func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *state.TargetState, now time.Time, why string) {
+	o := ts.Open
+	at := now
+	ev := repair.Divergence{
+		ID: o.ID, Event: "resolved", Dataset: d.Name, Target: target, Key: ks.Key, Kind: o.Kind,
+		Source: sourceState(ks), TargetState: targetState(ts),
+		OpenedAt: o.OpenedAt, DetectedAt: o.DetectedAt, ResolvedAt: &at, WindowMS: d.Window.Milliseconds(),
+		Rationale: why, RulesVersion: t.e.opts.RulesVersion,
+	}
+	t.emit(t.e.opts.Outputs.Divergences, d.Name, target, ks.Key, "recon-kind", o.Kind, o.ID, ev)
+	if o.RepairID != "" {
+		if rec, err := t.e.store.Repair(o.RepairID); err == nil && rec != nil && rec.State == "pending" {
+			rec.State, rec.UpdatedAt = "superseded", now
+			t.batch.PutRepair(*rec)
+		}
+	}
+	ts.Open = nil
+	kind := o.Kind
+	t.metric(func(m *Metrics) {
+		m.resolved.WithLabelValues(d.Name, target, kind).Inc()
+		m.open.WithLabelValues(d.Name, target, kind).Dec()
+	})
+	t.e.log.Info("divergence resolved", "dataset", d.Name, "target", target, "kind", kind, "id", o.ID)
+}
+
+func (t *txn) emit(topic, dataset, target string, key compare.Key, hdr, hdrVal, id string, v any) {
+	body, err := repair.Marshal(v)
+	if err != nil {
+		// Only unencodable values fail here; events are built from our own types.
+		t.e.log.Error("rendering an output event failed", "err", err, "id", id)
+		return
+	}
+	t.batch.AppendOutbox(state.OutboxRecord{
+		Topic: topic, Key: repair.RecordKey(dataset, target, key), Value: body,
+		Headers: []state.Header{
+			{Key: "recon-dataset", Value: []byte(dataset)},
+			{Key: hdr, Value: []byte(hdrVal)},
+			{Key: "recon-id", Value: []byte(id)},
+		},
+	})
+	t.outboxed++
+}
+
+func sourceState(ks *state.KeyState) *repair.SourceState {
+	if ks.Source == nil {
+		return nil
+	}
+	h := ks.Source
+	return &repair.SourceState{Version: h.Version.String(), Digest: h.Digest, Deleted: h.Deleted, EventTime: h.EventTime}
+}
+
+func targetState(ts *state.TargetState) *repair.TargetState {
+	if ts == nil || ts.Head == nil {
+		return nil
+	}
+	h := ts.Head
+	out := &repair.TargetState{Version: h.Version.String(), Digest: h.Digest, Deleted: h.Deleted, SeenAt: h.SeenAt}
+	if !ts.Reflects.IsZero() {
+		out.Reflects = ts.Reflects.String()
+	}
+	return out
+}
+
+// toTargetNames renders a dataset row in a target's own column names.
+func toTargetNames(row compare.Row, rename map[string]string) compare.Row {
+	if len(rename) == 0 {
+		return row
+	}
+	back := make(map[string]string, len(rename))
+	for sys, ds := range rename {
+		back[ds] = sys
+	}
+	out := make(compare.Row, len(row))
+	for c, v := range row {
+		if n, ok := back[c]; ok {
+			c = n
+		}
+		out[c] = v
+	}
+	return out
+}
+
+// RunSweeper fires expired windows until ctx is done. It checks the earliest
+// deadline every tick: a seek in the timer index, cheap when nothing is due.
+func (e *Engine) RunSweeper(ctx context.Context, tick time.Duration) error {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	const limit = 1000
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		next, ok, err := e.store.NextDeadline()
+		if err != nil {
+			return fmt.Errorf("reading the next deadline: %w", err)
+		}
+		if !ok || next.After(e.now()) {
+			e.setWaiting(0)
+			continue
+		}
+		for ctx.Err() == nil {
+			res, err := e.Sweep(ctx, limit)
+			if err != nil {
+				return fmt.Errorf("sweeping expired windows: %w", err)
+			}
+			// Timers that wait on the watermark stay due; stop once a pass
+			// fired nothing new so they are retried at the next tick.
+			if res.Fired == 0 || res.Fired+res.Waiting < limit {
+				break
+			}
+		}
+	}
+}

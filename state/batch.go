@@ -1,0 +1,236 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Batch collects the writes of one poll (key states, timers, outbox records,
+// input offsets) for Commit to apply in one transaction, the way raft
+// persists a Ready before acting on it. A Batch is not safe for concurrent
+// use.
+//
+// Every method encodes at once, so the caller may change or reuse what it
+// passed as soon as the method returns. A method given something the layout
+// cannot store (a name with a NUL byte, a deadline outside 1970..2262) records
+// the error, and Commit returns it without writing anything: the batch is
+// all or nothing.
+type Batch struct {
+	// enc.buf is an arena holding every key and value of the batch; ops
+	// refer to it by offset, so a batch of a thousand writes makes a handful
+	// of allocations.
+	enc     encoder
+	ops     []op
+	outboxN int
+	err     error
+}
+
+type opKind uint8
+
+const (
+	opSet opKind = iota
+	opDelete
+	opPutKeyState // a set that may create a key state: Commit counts those
+	opOutbox      // a set whose key (the seq) is assigned at Commit
+)
+
+type op struct {
+	kind           opKind
+	key0, key1     int
+	value0, value1 int
+}
+
+// NewBatch returns an empty batch. Batches are cheap; Reset lets a hot loop
+// reuse one's memory.
+func (s *Store) NewBatch() *Batch { return &Batch{} }
+
+// Len is the number of writes the batch will make (a MoveTimer makes up to
+// two), so the caller can bound it well below Badger's transaction limit.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// Reset empties the batch, keeping its memory, including a recorded error.
+func (b *Batch) Reset() {
+	b.enc.buf = b.enc.buf[:0]
+	b.ops = b.ops[:0]
+	b.outboxN = 0
+	b.err = nil
+}
+
+func (b *Batch) fail(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+// mark returns the current end of the arena.
+func (b *Batch) mark() int { return len(b.enc.buf) }
+
+// PutKeyState sets the state of one key; key is the canonical key string.
+func (b *Batch) PutKeyState(dataset, key string, ks *KeyState) {
+	if err := checkName("dataset", dataset); err != nil {
+		b.fail(fmt.Errorf("put key state %q: %w", key, err))
+		return
+	}
+	if ks == nil {
+		b.fail(fmt.Errorf("put key state %s/%q: nil state", dataset, key))
+		return
+	}
+	k0 := b.mark()
+	b.enc.buf = appendKeyStateKey(b.enc.buf, dataset, key)
+	v0 := b.mark()
+	b.enc.keyState(ks)
+	b.ops = append(b.ops, op{kind: opPutKeyState, key0: k0, key1: v0, value0: v0, value1: b.mark()})
+}
+
+// MoveTimer replaces the timer of (dataset, target, key) at old by one at
+// new. A zero old means there was none; a zero new means there will be none;
+// equal instants change nothing.
+func (b *Batch) MoveTimer(dataset, target, key string, old, new time.Time) {
+	if old.Equal(new) {
+		return
+	}
+	if err := errors.Join(checkName("dataset", dataset), checkName("target", target)); err != nil {
+		b.fail(fmt.Errorf("move timer of %q: %w", key, err))
+		return
+	}
+	for _, t := range []time.Time{old, new} {
+		if !t.IsZero() {
+			if err := checkDeadline(t); err != nil {
+				b.fail(fmt.Errorf("move timer of %s/%s/%q: %w", dataset, target, key, err))
+				return
+			}
+		}
+	}
+	if !old.IsZero() {
+		k0 := b.mark()
+		b.enc.buf = appendTimerKey(b.enc.buf, old, dataset, target, key)
+		b.ops = append(b.ops, op{kind: opDelete, key0: k0, key1: b.mark()})
+	}
+	if !new.IsZero() {
+		k0 := b.mark()
+		b.enc.buf = appendTimerKey(b.enc.buf, new, dataset, target, key)
+		end := b.mark()
+		b.ops = append(b.ops, op{kind: opSet, key0: k0, key1: end, value0: end, value1: end})
+	}
+}
+
+// AppendOutbox queues a record for the publisher. Its Seq is ignored: Commit
+// assigns seqs in append order, continuing from the last one ever assigned.
+func (b *Batch) AppendOutbox(r OutboxRecord) {
+	v0 := b.mark()
+	b.enc.buf = appendOutboxRecord(b.enc.buf, &r)
+	b.ops = append(b.ops, op{kind: opOutbox, value0: v0, value1: b.mark()})
+	b.outboxN++
+}
+
+// SetOffset records the next offset to read from a topic partition: the
+// input this batch's state already reflects.
+func (b *Batch) SetOffset(topic string, partition int32, next int64) {
+	if err := checkName("topic", topic); err != nil {
+		b.fail(fmt.Errorf("set offset of partition %d: %w", partition, err))
+		return
+	}
+	k0 := b.mark()
+	b.enc.buf = appendOffsetKey(b.enc.buf, topic, partition)
+	v0 := b.mark()
+	b.enc.buf = appendOffsetValue(b.enc.buf, next)
+	b.ops = append(b.ops, op{kind: opSet, key0: k0, key1: v0, value0: v0, value1: b.mark()})
+}
+
+// PutRepair creates or replaces a repair record.
+func (b *Batch) PutRepair(r RepairRecord) {
+	if r.ID == "" {
+		b.fail(errors.New("put repair: empty id"))
+		return
+	}
+	v, err := encodeRepair(r)
+	if err != nil {
+		b.fail(err)
+		return
+	}
+	k0 := b.mark()
+	b.enc.buf = appendRepairKey(b.enc.buf, r.ID)
+	v0 := b.mark()
+	b.enc.buf = append(b.enc.buf, v...)
+	b.ops = append(b.ops, op{kind: opSet, key0: k0, key1: v0, value0: v0, value1: b.mark()})
+}
+
+// Commit applies the batch in one Badger transaction, synced to disk: after
+// it returns nil, all of it survives a crash, and before, none of it is
+// visible. A batch too big for one transaction fails with an error wrapping
+// badger.ErrTxnTooBig and writes nothing; the caller bounds batches with Len.
+// A committed batch may be Reset and reused.
+func (s *Store) Commit(b *Batch) error {
+	if b.err != nil {
+		return fmt.Errorf("commit batch: %w", b.err)
+	}
+	if len(b.ops) == 0 {
+		return nil
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	var (
+		newKeys     int64
+		outboxBytes int64
+		seq         = s.nextSeq
+		// Badger keeps references to keys until the commit; one arena
+		// sized up front holds the outbox keys.
+		seqKeys = make([]byte, 0, 9*b.outboxN)
+	)
+	for _, o := range b.ops {
+		key := b.enc.buf[o.key0:o.key1]
+		value := b.enc.buf[o.value0:o.value1]
+		var err error
+		switch o.kind {
+		case opSet:
+			err = txn.Set(key, value)
+		case opDelete:
+			err = txn.Delete(key)
+		case opPutKeyState:
+			// The key-state counter must stay exact, so look before
+			// writing. A key put twice in one batch is found the second
+			// time among the transaction's own pending writes.
+			_, err = txn.Get(key)
+			switch {
+			case errors.Is(err, badger.ErrKeyNotFound):
+				newKeys++
+				err = nil
+			case err != nil:
+				err = fmt.Errorf("look up key state: %w", err)
+			}
+			if err == nil {
+				err = txn.Set(key, value)
+			}
+		case opOutbox:
+			k0 := len(seqKeys)
+			seqKeys = appendOutboxKey(seqKeys, seq)
+			seq++
+			outboxBytes += int64(len(value))
+			err = txn.Set(seqKeys[k0:], value)
+		}
+		if err != nil {
+			return fmt.Errorf("commit batch of %d writes: %w", len(b.ops), err)
+		}
+	}
+	if b.outboxN > 0 {
+		if err := txn.Set(metaOutboxSeq, encodeOutboxSeq(seq-1)); err != nil {
+			return fmt.Errorf("commit batch of %d writes: %w", len(b.ops), err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("commit batch of %d writes: %w", len(b.ops), err)
+	}
+	s.nextSeq = seq
+	s.mu.Lock()
+	s.keyStates += newKeys
+	s.outboxCount += b.outboxN
+	s.outboxBytes += outboxBytes
+	s.mu.Unlock()
+	return nil
+}

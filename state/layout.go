@@ -1,0 +1,218 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// The Badger layout. Every key starts with a one-byte prefix naming its record
+// family, so each family is a contiguous, independently iterable key range.
+// Everything that decides how a key looks lives in this file; bump
+// LayoutVersion whenever any of it changes incompatibly. Values lead with
+// their own codec version byte, so a codec can gain a version that decoders
+// read next to the old one without a layout bump.
+//
+//	prefix  key                                              value
+//	'v'     v                                                uvarint LayoutVersion
+//	'm'     m | name                                         meta; see metaOutboxSeq
+//	'k'     k | dataset | 0x00 | key                         KeyState (codec.go)
+//	't'     t | deadline | dataset 0x00 target 0x00 key      empty
+//	'o'     o | seq                                          OutboxRecord (outbox.go)
+//	'f'     f | topic 0x00 | partition                       varint next offset
+//	'r'     r | id                                           byte 1, RepairRecord as JSON
+//	'a'     reserved: audit hash chain
+//	'd'     reserved: divergence index
+//
+// Integers inside keys are big-endian so that byte order is numeric order:
+// timers sort by deadline (unix nanoseconds as uint64), outbox records by seq
+// (uint64), offsets by partition (int32 bits as uint32; partitions are never
+// negative). Deadlines must lie between 1970 and 2262 so that their unix
+// nanoseconds are non-negative and fit in an int64.
+//
+// A timer's key holds everything the sweeper needs, so DueTimers is a prefix
+// iteration that stops at the first future deadline and never reads a value.
+// Dataset, target and topic names must not contain 0x00, the separator; the
+// canonical key comes last in every key that holds it, so it may contain any
+// byte.
+//
+// The meta key metaOutboxSeq holds the last outbox seq ever assigned. It is
+// written in the same transaction as the outbox records, so seqs stay
+// monotonic across restarts even after the outbox has been drained.
+const LayoutVersion = 1
+
+const (
+	prefixVersion  = 'v'
+	prefixMeta     = 'm'
+	prefixKeyState = 'k'
+	prefixTimer    = 't'
+	prefixOutbox   = 'o'
+	prefixOffset   = 'f'
+	prefixRepair   = 'r'
+	// prefixAudit  = 'a' // reserved for the audit chain
+	// prefixDivIdx = 'd' // reserved for the divergence index
+)
+
+const sep = 0x00
+
+var (
+	keyVersion     = []byte{prefixVersion}
+	metaOutboxSeq  = []byte{prefixMeta, 'o', 'u', 't', 'b', 'o', 'x', '_', 's', 'e', 'q'}
+	keyStatePrefix = []byte{prefixKeyState}
+	timerPrefix    = []byte{prefixTimer}
+	outboxPrefix   = []byte{prefixOutbox}
+	offsetPrefix   = []byte{prefixOffset}
+	repairPrefix   = []byte{prefixRepair}
+)
+
+// LayoutVersionError says a state dir was written by a recon with another
+// layout. Nothing is migrated implicitly: the operator decides.
+type LayoutVersionError struct {
+	Dir        string
+	Have, Want uint64
+}
+
+func (e *LayoutVersionError) Error() string {
+	return fmt.Sprintf("state dir %s has layout version %d, this recon needs %d", e.Dir, e.Have, e.Want)
+}
+
+func encodeLayoutVersion(v uint64) []byte { return binary.AppendUvarint(nil, v) }
+
+func decodeLayoutVersion(b []byte) (uint64, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 || n != len(b) {
+		return 0, fmt.Errorf("layout version value %x: %w", b, ErrCorrupt)
+	}
+	return v, nil
+}
+
+// checkName rejects names that would break the 0x00-separated keys.
+func checkName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s name is empty", what)
+	}
+	if strings.IndexByte(s, sep) >= 0 {
+		return fmt.Errorf("%s name %q contains a NUL byte", what, s)
+	}
+	return nil
+}
+
+func appendKeyStateKey(dst []byte, dataset, key string) []byte {
+	dst = append(dst, prefixKeyState)
+	dst = append(dst, dataset...)
+	dst = append(dst, sep)
+	return append(dst, key...)
+}
+
+func keyStateDatasetPrefix(dataset string) []byte {
+	return append(append([]byte{prefixKeyState}, dataset...), sep)
+}
+
+// Deadlines outside [minDeadline, maxDeadline] have no unix-nanosecond key.
+var (
+	minDeadline = time.Unix(0, 0)
+	maxDeadline = time.Unix(0, math.MaxInt64)
+)
+
+func checkDeadline(t time.Time) error {
+	if t.Before(minDeadline) || t.After(maxDeadline) {
+		return fmt.Errorf("timer deadline %s is outside 1970..2262", t.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+func appendTimerKey(dst []byte, deadline time.Time, dataset, target, key string) []byte {
+	dst = append(dst, prefixTimer)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(deadline.UnixNano()))
+	dst = append(dst, dataset...)
+	dst = append(dst, sep)
+	dst = append(dst, target...)
+	dst = append(dst, sep)
+	return append(dst, key...)
+}
+
+// timerDeadline reads only the deadline of a timer key: DueTimers checks it
+// before it bothers to split the rest.
+func timerDeadline(k []byte) (int64, error) {
+	if len(k) < 9 || k[0] != prefixTimer {
+		return 0, fmt.Errorf("timer key %q: %w", k, ErrCorrupt)
+	}
+	n := binary.BigEndian.Uint64(k[1:9])
+	if n > math.MaxInt64 {
+		return 0, fmt.Errorf("timer key %q: deadline overflows: %w", k, ErrCorrupt)
+	}
+	return int64(n), nil
+}
+
+func decodeTimerKey(k []byte) (Timer, error) {
+	n, err := timerDeadline(k)
+	if err != nil {
+		return Timer{}, err
+	}
+	rest := k[9:]
+	i := bytes.IndexByte(rest, sep)
+	if i < 0 {
+		return Timer{}, fmt.Errorf("timer key %q: no dataset separator: %w", k, ErrCorrupt)
+	}
+	j := bytes.IndexByte(rest[i+1:], sep)
+	if j < 0 {
+		return Timer{}, fmt.Errorf("timer key %q: no target separator: %w", k, ErrCorrupt)
+	}
+	return Timer{
+		Deadline: time.Unix(0, n).UTC(),
+		Dataset:  string(rest[:i]),
+		Target:   string(rest[i+1 : i+1+j]),
+		Key:      string(rest[i+2+j:]),
+	}, nil
+}
+
+func appendOutboxKey(dst []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefixOutbox), seq)
+}
+
+func decodeOutboxKey(k []byte) (uint64, error) {
+	if len(k) != 9 || k[0] != prefixOutbox {
+		return 0, fmt.Errorf("outbox key %q: %w", k, ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(k[1:]), nil
+}
+
+func encodeOutboxSeq(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+func decodeOutboxSeq(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("outbox seq value %x: %w", b, ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func appendOffsetKey(dst []byte, topic string, partition int32) []byte {
+	dst = append(dst, prefixOffset)
+	dst = append(dst, topic...)
+	dst = append(dst, sep)
+	return binary.BigEndian.AppendUint32(dst, uint32(partition))
+}
+
+func decodeOffsetKey(k []byte) (topic string, partition int32, err error) {
+	if len(k) < 1+1+4 || k[0] != prefixOffset || k[len(k)-5] != sep {
+		return "", 0, fmt.Errorf("offset key %q: %w", k, ErrCorrupt)
+	}
+	return string(k[1 : len(k)-5]), int32(binary.BigEndian.Uint32(k[len(k)-4:])), nil
+}
+
+func appendOffsetValue(dst []byte, next int64) []byte { return binary.AppendVarint(dst, next) }
+
+func decodeOffset(b []byte) (int64, error) {
+	v, n := binary.Varint(b)
+	if n <= 0 || n != len(b) {
+		return 0, fmt.Errorf("offset value %x: %w", b, ErrCorrupt)
+	}
+	return v, nil
+}
+
+func appendRepairKey(dst []byte, id string) []byte {
+	return append(append(dst, prefixRepair), id...)
+}
