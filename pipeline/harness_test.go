@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
-	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -280,6 +278,3 @@ func kindsOf(evs []outEvent) []string {
 	}
 	return out
 }
-
-var _ = net.Listen
-var _ = strings.Contains
