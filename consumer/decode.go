@@ -85,12 +85,14 @@ func NewDebeziumJSON(version, lineage compare.VersionSpec) *DebeziumJSON {
 }
 
 // envelopeWire is Debezium's envelope. Rows are generic maps because their
-// columns are the table's; numbers in them stay json.Number.
+// columns are the table's; numbers in them stay json.Number. Before is kept
+// raw and decoded only for deletes: updates under REPLICA IDENTITY FULL or
+// MySQL's default full row image carry a before row nobody reads.
 type envelopeWire struct {
-	Before map[string]any `json:"before"`
-	After  map[string]any `json:"after"`
-	Source sourceWire     `json:"source"`
-	Op     string         `json:"op"`
+	Before json.RawMessage `json:"before"`
+	After  map[string]any  `json:"after"`
+	Source sourceWire      `json:"source"`
+	Op     string          `json:"op"`
 }
 
 // sourceWire holds the source fields recon reads. snapshot is left out on
@@ -129,7 +131,15 @@ func (d *DebeziumJSON) Decode(key, value []byte, m Meta) (Decoded, error) {
 		}
 		out.Op, out.Row, rowConv = compare.OpUpsert, env.After, sch.field("after")
 	case "d":
-		out.Op, out.Row, rowConv = compare.OpDelete, env.Before, sch.field("before")
+		out.Op, rowConv = compare.OpDelete, sch.field("before")
+		if !isNull(env.Before) {
+			if firstByte(env.Before) != '{' {
+				return Decoded{}, decodeErr(ReasonMalformed, "op \"d\" with a \"before\" that is not an object")
+			}
+			if err := d.unmarshal(env.Before, &out.Row); err != nil {
+				return Decoded{}, decodeErr(ReasonMalformed, "before: %w", err)
+			}
+		}
 	case "t", "m":
 		et, derr := eventTime(env, m)
 		if derr != nil {
@@ -145,7 +155,7 @@ func (d *DebeziumJSON) Decode(key, value []byte, m Meta) (Decoded, error) {
 	default:
 		return Decoded{}, decodeErr(ReasonUnknownOp, "op %.20q", env.Op)
 	}
-	if derr := convertRow(out.Row, rowConv, true); derr != nil {
+	if derr := convertRow(out.Row, rowConv, "row"); derr != nil {
 		return Decoded{}, derr
 	}
 	if out.EventTime, derr = eventTime(env, m); derr != nil {
@@ -263,7 +273,7 @@ func (d *DebeziumJSON) keyPayload(payload []byte, e *schemaEntry) (map[string]an
 	if e != nil {
 		root = e.root
 	}
-	if derr := convertRow(k, root, false); derr != nil {
+	if derr := convertRow(k, root, "key"); derr != nil {
 		return nil, derr
 	}
 	return k, nil
@@ -283,9 +293,10 @@ func eventTime(env *envelopeWire, m Meta) (time.Time, *DecodeError) {
 }
 
 // convertRow applies a wrapper schema's logical types to row in place and,
-// for rows (not keys), turns TOAST placeholders into compare.Unavailable.
-func convertRow(row map[string]any, c *conv, toast bool) *DecodeError {
-	if toast {
+// for rows (keys are never TOASTed), turns TOAST placeholders into
+// compare.Unavailable. what names the row in errors.
+func convertRow(row map[string]any, c *conv, what string) *DecodeError {
+	if what == "row" {
 		for name, v := range row {
 			if isPlaceholder(v) {
 				row[name] = compare.Unavailable{}
@@ -306,7 +317,7 @@ func convertRow(row map[string]any, c *conv, toast bool) *DecodeError {
 			if errors.Is(err, errOversized) {
 				reason = ReasonOversized
 			}
-			return &DecodeError{Reason: reason, Err: fmt.Errorf("column %q: %w", f.name, err)}
+			return &DecodeError{Reason: reason, Err: fmt.Errorf("%s column %q: %w", what, f.name, err)}
 		}
 		row[f.name] = nv
 	}

@@ -36,7 +36,11 @@ func FuzzDebeziumJSON(f *testing.F) {
 		// Shared across inputs, so that schemas cached by one input meet the next.
 		decoders[i] = NewDebeziumJSON(v, l)
 	}
+	// encoding/json is the reference: the production library must agree with it.
+	reference := NewDebeziumJSON(compare.VersionSpec{Kind: compare.VersionField, Field: "version"}, compare.VersionSpec{})
+	reference.unmarshal = stdUnmarshal
 	f.Fuzz(func(t *testing.T, key, value []byte) {
+		want, wantErr := reference.Decode(key, value, meta)
 		for i, d := range decoders {
 			first, err1 := d.Decode(key, value, meta)
 			checkFuzzResult(t, specs[i].version, first, err1)
@@ -48,8 +52,21 @@ func FuzzDebeziumJSON(f *testing.F) {
 			if err1 == nil && !sameDecoded(first, second) {
 				t.Fatalf("%s: decodes disagree:\n%s\n%s", specs[i].version, showDecoded(first), showDecoded(second))
 			}
+			if specs[i].version == "field:version" && !sameOutcome(first, err1, want, wantErr) {
+				t.Fatalf("goccy and encoding/json disagree:\n%s %v\n%s %v", showDecoded(first), err1, showDecoded(want), wantErr)
+			}
 		}
 	})
+}
+
+// sameOutcome: the same result, or errors with the same reason (messages
+// may word syntax errors differently).
+func sameOutcome(a Decoded, aErr error, b Decoded, bErr error) bool {
+	if aErr != nil || bErr != nil {
+		var ae, be *DecodeError
+		return errors.As(aErr, &ae) && errors.As(bErr, &be) && ae.Reason == be.Reason
+	}
+	return sameDecoded(a, b)
 }
 
 func checkFuzzResult(t *testing.T, spec string, got Decoded, err error) {

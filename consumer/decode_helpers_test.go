@@ -15,6 +15,17 @@ import (
 	"github.com/recon-dev/recon/compare"
 )
 
+// stdUnmarshal is unmarshalNumbers with encoding/json, for the library
+// benchmark and as a reference the production library must agree with.
+func stdUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	return onlySpaceAfter(data, dec.InputOffset())
+}
+
 // Builders for made-up Debezium records. Schemas follow JsonConverter's
 // rendering of Connect schemas (see cdc-formats.md §1.1).
 

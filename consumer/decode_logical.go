@@ -18,8 +18,9 @@ import (
 // memory, such as a NUMERIC decimal written as 1e999999999.
 var errOversized = errors.New("too large to represent")
 
-// maxDecimalRescale bounds the power of ten a NUMERIC decimal is rescaled by.
-// Postgres NUMERIC has at most 131072 integer and 16383 fractional digits.
+// maxDecimalRescale bounds the digits of a NUMERIC decimal and the power of
+// ten it is rescaled by. Postgres NUMERIC has at most 131072 integer and 16383
+// fractional digits.
 const maxDecimalRescale = 1 << 18
 
 // convert turns one JSON-decoded value into its logical value per c.
@@ -63,6 +64,12 @@ func convert(v any, c *conv) (any, error) {
 		return a, nil
 	case convMap:
 		return convertMap(v, c)
+	}
+	return convertScalar(v, c)
+}
+
+func convertScalar(v any, c *conv) (any, error) {
+	switch c.kind {
 	case convBytes:
 		return decodeBase64(v)
 	case convDecimal:
@@ -85,6 +92,7 @@ func convert(v any, c *conv) (any, error) {
 		}
 		return compare.TimeOfDay(time.Duration(n) * c.unit), nil
 	case convTimestamp:
+		// Integer constructors only: a float64 would round µs and ns away.
 		n, err := integer(v, 64)
 		if err != nil {
 			return nil, err
@@ -235,13 +243,16 @@ func varScaleDecimal(v any) (compare.Decimal, error) {
 // Trailing zeros beyond the scale are dropped; other extra digits would lose
 // precision, so they are an error.
 func decimalFromNumber(s string, scale int32) (compare.Decimal, error) {
-	mant, exp, hasExp := strings.Cut(strings.ToLower(s), "e")
-	e := int64(0)
-	if hasExp {
+	mant, e := s, int64(0)
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
 		var err error
-		if e, err = strconv.ParseInt(exp, 10, 32); err != nil {
+		if e, err = strconv.ParseInt(s[i+1:], 10, 32); err != nil {
 			return compare.Decimal{}, fmt.Errorf("exponent of %.40q: %w", s, errOversized)
 		}
+		mant = s[:i]
+	}
+	if len(mant) > maxDecimalRescale {
+		return compare.Decimal{}, fmt.Errorf("%d digits: %w", len(mant), errOversized)
 	}
 	intPart, frac, _ := strings.Cut(mant, ".")
 	digits := intPart + frac

@@ -177,7 +177,7 @@ type schemaEntry struct {
 func compileEntry(raw []byte) *schemaEntry {
 	e := &schemaEntry{raw: string(raw)}
 	var s connectSchema
-	if err := stdUnmarshal(raw, &s); err != nil {
+	if err := unmarshalNumbers(raw, &s); err != nil {
 		e.err = err
 		return e
 	}

@@ -43,40 +43,47 @@ func runDecodeCases(t *testing.T, cases []decodeCase) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := NewDebeziumJSON(version, lineage)
-			// Twice: the first call parses the schema wrapper, the second
-			// takes the cached-schema fast path; both must agree.
-			for pass := range 2 {
-				got, err := d.Decode(tc.key, tc.value, meta)
-				checkDecode(t, pass, tc, got, err)
+			// encoding/json is the reference the production JSON library must match.
+			for _, lib := range []struct {
+				name string
+				fn   func([]byte, any) error
+			}{{"goccy", unmarshalNumbers}, {"encoding/json", stdUnmarshal}} {
+				d := NewDebeziumJSON(version, lineage)
+				d.unmarshal = lib.fn
+				// Twice: the first call parses the schema wrapper, the second
+				// takes the cached-schema fast path; both must agree.
+				for pass := range 2 {
+					got, err := d.Decode(tc.key, tc.value, meta)
+					checkDecode(t, lib.name, pass, tc, got, err)
+				}
 			}
 		})
 	}
 }
 
-func checkDecode(t *testing.T, pass int, tc decodeCase, got Decoded, err error) {
+func checkDecode(t *testing.T, lib string, pass int, tc decodeCase, got Decoded, err error) {
 	t.Helper()
 	if tc.reason != "" {
 		var de *DecodeError
 		if !errors.As(err, &de) {
-			t.Fatalf("pass %d: err = %v (%T), want a *DecodeError %q", pass, err, err, tc.reason)
+			t.Fatalf("%s pass %d: err = %v (%T), want a *DecodeError %q", lib, pass, err, err, tc.reason)
 		}
 		if de.Reason != tc.reason || !strings.Contains(err.Error(), tc.errHas) {
-			t.Fatalf("pass %d: err = %q, want reason %q containing %q", pass, err, tc.reason, tc.errHas)
+			t.Fatalf("%s pass %d: err = %q, want reason %q containing %q", lib, pass, err, tc.reason, tc.errHas)
 		}
 		return
 	}
 	if err != nil {
-		t.Fatalf("pass %d: unexpected error: %v", pass, err)
+		t.Fatalf("%s pass %d: unexpected error: %v", lib, pass, err)
 	}
 	if !sameDecoded(got, tc.want) {
-		t.Fatalf("pass %d:\n got %s\nwant %s", pass, showDecoded(got), showDecoded(tc.want))
+		t.Fatalf("%s pass %d:\n got %s\nwant %s", lib, pass, showDecoded(got), showDecoded(tc.want))
 	}
 	if err := noFloats(got.Row); err != nil {
-		t.Fatalf("pass %d: row: %v", pass, err)
+		t.Fatalf("%s pass %d: row: %v", lib, pass, err)
 	}
 	if err := noFloats(got.Key); err != nil {
-		t.Fatalf("pass %d: key: %v", pass, err)
+		t.Fatalf("%s pass %d: key: %v", lib, pass, err)
 	}
 }
 
@@ -130,7 +137,7 @@ func TestDecodeOps(t *testing.T) {
 		// Without source.ts_ms the change time falls back to the record timestamp.
 		name: "event time from record", key: key, version: "offset",
 		value: []byte(`{"op":"c","after":{"id":42,"status":"new"}}`),
-		want:  Decoded{Op: compare.OpUpsert, Key: map[string]any{"id": num("42")}, Row: row42, Version: compare.Version{A: 7}, EventTime: recordTime},
+		want:  Decoded{Op: compare.OpUpsert, Key: map[string]any{"id": num("42")}, Row: row42, Version: compare.Version{A: 8}, EventTime: recordTime},
 	}})
 }
 
@@ -184,6 +191,12 @@ func TestDecodeShapesAndKeys(t *testing.T) {
 		value: []byte(payload),
 		want:  Decoded{Op: compare.OpUpsert, Key: map[string]any{"at": utc("2024-06-15T12:30:00.123456Z")}, Row: paid, Version: lsnV, EventTime: pgTime},
 	}, {
+		// A key value that does not fit its logical type is bad data, named as a key column.
+		name:   "wrapped key with bad logical value",
+		key:    []byte(`{"schema":{"type":"struct","fields":[` + col("at", "int64", nameMicroTimestamp) + `],"optional":false},"payload":{"at":"noon"}}`),
+		value:  []byte(payload),
+		reason: ReasonBadValue, errHas: `key column "at": want integer, got string`,
+	}, {
 		// Debezium keys are structs; a bare number cannot name columns.
 		name: "scalar key", key: []byte(`42`), value: []byte(payload),
 		reason: ReasonMalformed, errHas: "key: want a JSON object",
@@ -220,6 +233,10 @@ func TestDecodeBadInput(t *testing.T) {
 		// Unknown ops are counted apart: they may mean a newer Debezium.
 		name: "unknown op", value: []byte(`{"op":"x","after":{"id":1},"source":{"lsn":1}}`),
 		reason: ReasonUnknownOp, errHas: `op "x"`,
+	}, {
+		// A delete's before image is a row or null.
+		name: "delete with scalar before", value: []byte(pgEvent("d", `"x"`, "null")),
+		reason: ReasonMalformed, errHas: `"before" that is not an object`,
 	}, {
 		// Without op there is no change to speak of.
 		name: "missing op", value: []byte(`{"after":{"id":1},"source":{"lsn":1}}`),

@@ -26,7 +26,8 @@ func versionOf(spec compare.VersionSpec, env *envelopeWire, row map[string]any, 
 		if m.Offset < 0 {
 			return compare.Version{}, decodeErr(ReasonBadValue, "offset %d is negative", m.Offset)
 		}
-		return compare.Version{A: uint64(m.Offset)}, nil
+		// Offset+1: the zero Version means "none", and offset 0 is a change.
+		return compare.Version{A: uint64(m.Offset) + 1}, nil
 	}
 	return compare.Version{}, nil
 }
@@ -119,9 +120,9 @@ func decimalVersion(d compare.Decimal) (uint64, string) {
 	switch {
 	case n.Sign() == 0:
 	case d.Scale > 0:
-		// A non-zero multiple of 10^scale has more than scale digits; checking
-		// first keeps a hostile scale from costing a huge power of ten.
-		if int(d.Scale) >= len(n.Text(10)) {
+		// A non-zero multiple of 10^scale is at least 10^scale > 2^(3·scale);
+		// checking first keeps a hostile scale from costing a huge power of ten.
+		if int64(n.BitLen()) <= 3*int64(d.Scale) {
 			return 0, "decimal version is not an integer"
 		}
 		var r big.Int

@@ -94,23 +94,24 @@ func TestDecodeVersions(t *testing.T) {
 		name: "field unavailable", version: "field:version", value: []byte(pgEvent("c", "null", `{"id":1,"version":"`+compare.UnavailablePlaceholder+`"}`)),
 		reason: ReasonMissingVersion, errHas: "not sent",
 	}, {
-		// offset: the record's Kafka offset (meta.Offset is 7).
+		// offset: the record's Kafka offset plus one (meta.Offset is 7), since the
+		// zero Version means none and offset 0 is a change.
 		name: "offset", version: "offset", value: []byte(pgEvent("c", "null", `{"id":1}`)),
-		want: Decoded{Op: compare.OpUpsert, Row: row(""), Version: compare.Version{A: 7}, EventTime: pgTime},
+		want: Decoded{Op: compare.OpUpsert, Row: row(""), Version: compare.Version{A: 8}, EventTime: pgTime},
 	}, {
 		// Lineage: the source LSN a target row was derived from, beyond 2^53.
 		name: "lineage", version: "offset", lineage: "field:_src_lsn",
 		value: []byte(pgEvent("c", "null", `{"id":1,"_src_lsn":9007199254740993}`)),
 		want: Decoded{Op: compare.OpUpsert, Row: map[string]any{"id": num("1"), "_src_lsn": num("9007199254740993")},
-			Version: compare.Version{A: 7}, Lineage: compare.Version{A: 9007199254740993}, EventTime: pgTime},
+			Version: compare.Version{A: 8}, Lineage: compare.Version{A: 9007199254740993}, EventTime: pgTime},
 	}, {
 		// A row without the lineage field is a row the target wrote itself: zero, no error.
 		name: "lineage absent", version: "offset", lineage: "field:_src_lsn", value: []byte(pgEvent("c", "null", `{"id":1}`)),
-		want: Decoded{Op: compare.OpUpsert, Row: row(""), Version: compare.Version{A: 7}, EventTime: pgTime},
+		want: Decoded{Op: compare.OpUpsert, Row: row(""), Version: compare.Version{A: 8}, EventTime: pgTime},
 	}, {
 		// A null lineage is the same.
 		name: "lineage null", version: "offset", lineage: "field:_src_lsn", value: []byte(pgEvent("c", "null", `{"id":1,"_src_lsn":null}`)),
-		want: Decoded{Op: compare.OpUpsert, Row: map[string]any{"id": num("1"), "_src_lsn": nil}, Version: compare.Version{A: 7}, EventTime: pgTime},
+		want: Decoded{Op: compare.OpUpsert, Row: map[string]any{"id": num("1"), "_src_lsn": nil}, Version: compare.Version{A: 8}, EventTime: pgTime},
 	}, {
 		// A lineage that is present but not a version is bad data, not absence.
 		name: "lineage bad", version: "offset", lineage: "field:_src_lsn", value: []byte(pgEvent("c", "null", `{"id":1,"_src_lsn":"x"}`)),

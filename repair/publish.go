@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,10 @@ type PublisherOptions struct {
 	MaxBackoff time.Duration
 	// Poll is how often the outbox is checked without a Notify (default 1s).
 	Poll time.Duration
+	// ProduceTimeout bounds one produce attempt (default 10s). The idempotent
+	// producer retries retriable errors without limit, so this is what turns a
+	// sick broker into a failure the breaker can count.
+	ProduceTimeout time.Duration
 }
 
 func (o *PublisherOptions) defaults() {
@@ -40,6 +45,9 @@ func (o *PublisherOptions) defaults() {
 	if o.Poll <= 0 {
 		o.Poll = time.Second
 	}
+	if o.ProduceTimeout <= 0 {
+		o.ProduceTimeout = 10 * time.Second
+	}
 }
 
 // Publisher drains the outbox to Kafka. Records leave the outbox only after
@@ -54,6 +62,9 @@ type Publisher struct {
 	wake    chan struct{}
 	log     *slog.Logger
 	metrics *PublisherMetrics
+	// pending is a chunk still in the producer's hands; only the publisher's
+	// goroutine touches it.
+	pending *attempt
 }
 
 // PublisherMetrics are the publisher's Prometheus metrics.
@@ -134,7 +145,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 		switch {
 		case err != nil:
 			backoff = nextBackoff(backoff, p.opts.MaxBackoff)
-			if !errors.Is(err, gobreaker.ErrOpenState) {
+			if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, errInFlight) {
+				p.log.Debug("outbox waits for the broker", "err", err, "backoff", backoff)
+			} else {
 				p.log.Warn("publishing the outbox failed; retrying", "err", err, "backoff", backoff)
 			}
 			if !sleepCtx(ctx, backoff) {
@@ -175,8 +188,35 @@ func (p *Publisher) Flush(ctx context.Context) error {
 	}
 }
 
+// attempt is one chunk handed to the producer. The idempotent producer keeps
+// retrying a chunk a sick broker refuses and cannot give it up safely, so an
+// attempt may outlive the wait for it; it still deletes its records from the
+// outbox if it succeeds late.
+type attempt struct {
+	done chan struct{}
+	err  error
+}
+
+// errInFlight fails a drain while an earlier chunk is still being retried: the
+// broker is still sick, and a second copy of the chunk would only queue up.
+var errInFlight = errors.New("an earlier chunk is still waiting for the broker")
+
 // drainOnce publishes one chunk and returns how many records left the outbox.
 func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
+	if p.pending != nil {
+		select {
+		case <-p.pending.done:
+			// Let the breaker learn how the late chunk ended.
+			att := p.pending
+			p.pending = nil
+			if _, err := p.cb.Execute(func() (struct{}, error) { return struct{}{}, att.err }); err != nil {
+				return 0, err
+			}
+		default:
+			_, err := p.cb.Execute(func() (struct{}, error) { return struct{}{}, errInFlight })
+			return 0, err
+		}
+	}
 	recs, err := p.store.Outbox(p.opts.Chunk)
 	if err != nil {
 		return 0, fmt.Errorf("reading the outbox: %w", err)
@@ -185,17 +225,19 @@ func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	_, err = p.cb.Execute(func() (struct{}, error) {
-		krs := make([]*kgo.Record, len(recs))
-		for i, r := range recs {
-			kr := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
-			for _, h := range r.Headers {
-				kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-			}
-			krs[i] = kr
+		att := p.produce(ctx, recs)
+		t := time.NewTimer(p.opts.ProduceTimeout)
+		defer t.Stop()
+		select {
+		case <-att.done:
+			return struct{}{}, att.err
+		case <-t.C:
+			p.pending = att
+			return struct{}{}, fmt.Errorf("no acknowledgement within %v", p.opts.ProduceTimeout)
+		case <-ctx.Done():
+			p.pending = att
+			return struct{}{}, ctx.Err()
 		}
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		return struct{}{}, p.client.ProduceSync(pctx, krs...).FirstErr()
 	})
 	if err != nil {
 		if p.metrics != nil && !errors.Is(err, gobreaker.ErrOpenState) {
@@ -203,17 +245,51 @@ func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
 		}
 		return 0, fmt.Errorf("producing %d outbox records: %w", len(recs), err)
 	}
+	return len(recs), nil
+}
+
+// produce hands recs to the producer; the attempt completes when every record
+// is acknowledged (and deleted from the outbox) or one failed.
+func (p *Publisher) produce(ctx context.Context, recs []state.OutboxRecord) *attempt {
+	att := &attempt{done: make(chan struct{})}
 	seqs := make([]uint64, len(recs))
+	var (
+		mu       sync.Mutex
+		left     = len(recs)
+		firstErr error
+	)
+	finish := func(err error) {
+		mu.Lock()
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		left--
+		last := left == 0
+		mu.Unlock()
+		if !last {
+			return
+		}
+		if firstErr == nil {
+			if err := p.store.DeleteOutbox(seqs...); err != nil {
+				firstErr = fmt.Errorf("deleting %d published outbox records: %w", len(seqs), err)
+			} else if p.metrics != nil {
+				for _, r := range recs {
+					p.metrics.published.WithLabelValues(r.Topic).Inc()
+				}
+			}
+		}
+		att.err = firstErr
+		close(att.done)
+	}
 	for i, r := range recs {
 		seqs[i] = r.Seq
-		if p.metrics != nil {
-			p.metrics.published.WithLabelValues(r.Topic).Inc()
+		kr := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
+		for _, h := range r.Headers {
+			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
+		p.client.Produce(ctx, kr, func(_ *kgo.Record, err error) { finish(err) })
 	}
-	if err := p.store.DeleteOutbox(seqs...); err != nil {
-		return 0, fmt.Errorf("deleting %d published outbox records: %w", len(seqs), err)
-	}
-	return len(recs), nil
+	return att
 }
 
 func nextBackoff(cur, max time.Duration) time.Duration {

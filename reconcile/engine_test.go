@@ -1,0 +1,220 @@
+package reconcile
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/repair"
+	"github.com/recon-dev/recon/state"
+)
+
+// caughtUp is a Progress whose reading is always far enough along; the
+// watermark rule itself is tested with the real consumer in pipeline.
+type caughtUp struct{ ok bool }
+
+func (c *caughtUp) CaughtUp(string, time.Time, time.Time, time.Duration) bool { return c.ok }
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+type fixture struct {
+	t     *testing.T
+	e     *Engine
+	store *state.Store
+	clk   *clock
+	prog  *caughtUp
+	rules *compare.Rules
+	off   int64
+}
+
+func newFixture(t *testing.T, mode string) *fixture {
+	t.Helper()
+	st, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rules, err := compare.NewRules([]string{"id"}, nil, nil, map[string]string{"amount": "decimal(2)"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	prog := &caughtUp{ok: true}
+	e, err := New(st, Options{
+		Datasets: []Dataset{{
+			Name: "orders", Window: 30 * time.Second, PayloadFull: true,
+			Source:  System{Name: "pg", Topic: "src"},
+			Targets: []System{{Name: "wh", Topic: "tgt"}},
+		}},
+		Outputs:  Outputs{Divergences: "div", Repairs: "rep", DLQ: "dlq"},
+		Hasher:   compare.NewHasher([]byte("0123456789abcdef")),
+		Planner:  repair.NewPlanner(map[string]repair.Policy{"orders": {Mode: mode, AutoKinds: []string{"missing", "lagging", "orphan"}}}),
+		Progress: prog,
+		Now:      clk.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, e: e, store: st, clk: clk, prog: prog, rules: rules}
+}
+
+// change applies one event of system sys ("pg" or "wh") at version v.
+func (f *fixture) change(sys string, v uint64, op compare.Op, raw map[string]any, unchanged ...string) {
+	f.t.Helper()
+	key, err := f.rules.Key(raw)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ev := &compare.ChangeEvent{Dataset: "orders", System: sys, Key: key, Op: op, Version: compare.Version{A: v}, EventTime: f.clk.t}
+	if op == compare.OpUpsert {
+		row, unch, err := f.rules.Normalize(raw)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		ev.Row, ev.Unchanged = row, append(unch, unchanged...)
+	}
+	topic := map[string]string{"pg": "src", "wh": "tgt"}[sys]
+	f.off++
+	if err := f.e.Apply(context.Background(), []Item{{Topic: topic, Offset: f.off, Event: ev}}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) sweep() SweepResult {
+	f.t.Helper()
+	res, err := f.e.Sweep(context.Background(), 100)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res
+}
+
+func (f *fixture) target(key string) *state.TargetState {
+	f.t.Helper()
+	ks, err := f.store.KeyState("orders", key)
+	if err != nil || ks == nil {
+		f.t.Fatalf("key %s: %v", key, err)
+	}
+	return ks.Targets["wh"]
+}
+
+func row(id int, amount, status string) map[string]any {
+	return map[string]any{"id": id, "amount": amount, "status": status}
+}
+
+// A hot key whose versions each reach the target within the window is never
+// flagged, however long it stays hot and however far behind the head it is.
+func TestHotKeyWithinWindowIsNeverFlagged(t *testing.T) {
+	f := newFixture(t, "auto")
+	for v := uint64(1); v <= 20; v++ {
+		f.change("pg", v, compare.OpUpsert, row(1, "1.00", string(rune('a'+v))))
+		f.clk.advance(20 * time.Second)
+		// The target applies each version 20s after it, within the 30s window,
+		// while the source has already moved on.
+		f.change("wh", v, compare.OpUpsert, row(1, "1.00", string(rune('a'+v))))
+		f.change("pg", v*1000, compare.OpUpsert, row(1, "2.00", string(rune('a'+v))))
+		f.clk.advance(5 * time.Second)
+		if res := f.sweep(); res.Fired != 0 {
+			t.Fatalf("version %d: a verdict fired for a key within its window", v)
+		}
+		// The next target write matches the source version v*1000.
+		f.change("wh", v*1000, compare.OpUpsert, row(1, "2.00", string(rune('a'+v))))
+		f.clk.advance(time.Second)
+	}
+	if n, _ := f.store.OutboxDepth(); n != 0 {
+		t.Fatalf("%d outbox records for a healthy hot key", n)
+	}
+}
+
+// A target stuck on one version is flagged one window after the first version
+// it missed, as lagging.
+func TestStuckTargetIsLaggingOneWindowAfterFirstMiss(t *testing.T) {
+	f := newFixture(t, "auto")
+	f.change("pg", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	f.change("wh", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	f.change("pg", 2, compare.OpUpsert, row(1, "1.00", "paid"))
+	f.clk.advance(10 * time.Second)
+	f.change("pg", 3, compare.OpUpsert, row(1, "1.00", "shipped"))
+	f.clk.advance(19 * time.Second)
+	if res := f.sweep(); res.Fired != 0 {
+		t.Fatal("fired before the window of version 2 expired")
+	}
+	f.clk.advance(2 * time.Second)
+	if res := f.sweep(); res.Fired != 1 {
+		t.Fatalf("want one verdict 31s after version 2, got %+v", res)
+	}
+	if ts := f.target("1"); ts.Open == nil || ts.Open.Kind != "lagging" || ts.Reflects != (compare.Version{A: 1}) {
+		t.Fatalf("target state %+v", ts)
+	}
+}
+
+// Postgres TOAST: an update that leaves out an unchanged large column keeps
+// its previous value, so the digest still matches the target's full row.
+func TestUnchangedToastColumnKeepsPreviousValue(t *testing.T) {
+	f := newFixture(t, "auto")
+	doc := "a very large document"
+	full := map[string]any{"id": 1, "amount": "1.00", "status": "new", "doc": doc}
+	f.change("pg", 1, compare.OpUpsert, full)
+	f.change("wh", 1, compare.OpUpsert, full)
+	upd := map[string]any{"id": 1, "amount": "2.00", "status": "new", "doc": compare.Unavailable{}}
+	f.change("pg", 2, compare.OpUpsert, upd)
+	f.change("wh", 2, compare.OpUpsert, map[string]any{"id": 1, "amount": "2.00", "status": "new", "doc": doc})
+	ts := f.target("1")
+	if !ts.Deadline.IsZero() || ts.Reflects != (compare.Version{A: 2}) {
+		t.Fatalf("target should be in sync at version 2: %+v", ts)
+	}
+	ks, _ := f.store.KeyState("orders", "1")
+	if got := ks.SourceRow["doc"].Text; got != doc {
+		t.Fatalf("source row lost the TOAST column: %q", got)
+	}
+}
+
+// Replays and duplicates change nothing, and an old version only enters
+// history: no verdict from redelivery alone.
+func TestReplaysChangeNothing(t *testing.T) {
+	f := newFixture(t, "auto")
+	f.change("pg", 5, compare.OpUpsert, row(1, "1.00", "paid"))
+	f.change("wh", 5, compare.OpUpsert, row(1, "1.00", "paid"))
+	before, _ := f.store.KeyState("orders", "1")
+	f.change("pg", 5, compare.OpUpsert, row(1, "1.00", "paid"))
+	f.change("wh", 5, compare.OpUpsert, row(1, "1.00", "paid"))
+	f.change("wh", 4, compare.OpUpsert, row(1, "9.00", "old"))
+	f.change("pg", 3, compare.OpUpsert, row(1, "0.50", "new")) // older: history only
+	after, _ := f.store.KeyState("orders", "1")
+	if after.Source.Version != before.Source.Version || after.SourceChanges != before.SourceChanges ||
+		after.Targets["wh"].Head.Version != before.Targets["wh"].Head.Version || len(after.History) != 2 {
+		t.Fatalf("replay changed state: before %+v after %+v", before, after)
+	}
+	f.clk.advance(time.Hour)
+	if res := f.sweep(); res.Fired != 0 {
+		t.Fatal("a replay produced a verdict")
+	}
+}
+
+// The watermark rule holds a verdict while recon's reading is behind, and the
+// verdict comes once it catches up.
+func TestVerdictWaitsForWatermark(t *testing.T) {
+	f := newFixture(t, "approve")
+	f.change("pg", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	f.clk.advance(time.Minute)
+	f.prog.ok = false
+	if res := f.sweep(); res.Fired != 0 || res.Waiting != 1 {
+		t.Fatalf("want the window held back, got %+v", res)
+	}
+	f.prog.ok = true
+	if res := f.sweep(); res.Fired != 1 {
+		t.Fatalf("want the verdict once caught up, got %+v", res)
+	}
+	// approve mode: the repair is held, not published.
+	reps, err := f.store.Repairs("pending", 0)
+	if err != nil || len(reps) != 1 || reps[0].Kind != "missing" {
+		t.Fatalf("pending repairs %+v, %v", reps, err)
+	}
+	if n, _ := f.store.OutboxDepth(); n != 1 {
+		t.Fatalf("outbox %d, want only the divergence event", n)
+	}
+}

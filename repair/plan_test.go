@@ -1,0 +1,89 @@
+package repair
+
+import (
+	"testing"
+	"time"
+
+	"github.com/recon-dev/recon/compare"
+)
+
+func TestPlan(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	key := compare.Key{Fields: []string{"id"}, Values: []compare.Value{{Kind: compare.KindInt, Text: "42"}}}
+	after := compare.Row{"id": {Kind: compare.KindInt, Text: "42"}}
+	in := func(kind compare.DivergenceKind, deleted bool) Input {
+		return Input{Dataset: "orders", Target: "wh", Key: key, Kind: kind, DivergenceID: "d1",
+			SourceVersion: compare.Version{A: 7}, SourceDeleted: deleted, ExpectedDigest: compare.Digest{1},
+			PreviousDigest: compare.Digest{2}, After: after}
+	}
+	auto := Policy{Mode: ModeAuto, AutoKinds: []string{"missing", "orphan"}}
+	tests := []struct {
+		name     string
+		pol      Policy
+		in       Input
+		decision Decision
+		action   string
+		dryRun   bool
+		after    bool
+	}{
+		// off plans nothing: only divergence events.
+		{"off", Policy{Mode: ModeOff}, in(compare.Missing, false), None, "", false, false},
+		// dry-run publishes, flagged, so consumers can see what would happen.
+		{"dry-run", Policy{Mode: ModeDryRun}, in(compare.Missing, false), Publish, ActionUpsert, true, true},
+		// approve holds every repair for a person.
+		{"approve", Policy{Mode: ModeApprove}, in(compare.Missing, false), Hold, ActionUpsert, false, true},
+		// auto publishes its kinds at once...
+		{"auto kind", auto, in(compare.Missing, false), Publish, ActionUpsert, false, true},
+		// ...and holds the others.
+		{"auto other kind", auto, in(compare.Conflict, false), Hold, ActionUpsert, false, true},
+		// An orphan is repaired by a delete, which carries no row.
+		{"orphan deletes", auto, in(compare.Orphan, true), Publish, ActionDelete, false, false},
+		// payload: reference carries no row, only the version to fetch.
+		{"reference payload", Policy{Mode: ModeAuto, AutoKinds: []string{"missing"}, Payload: "reference"}, in(compare.Missing, false), Publish, ActionUpsert, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPlanner(map[string]Policy{"orders": tt.pol}).Plan(now, tt.in)
+			if p.Decision != tt.decision {
+				t.Fatalf("decision %v, want %v", p.Decision, tt.decision)
+			}
+			if tt.decision == None {
+				return
+			}
+			r := p.Repair
+			if r.Action != tt.action || r.DryRun != tt.dryRun || (r.After != nil) != tt.after {
+				t.Fatalf("repair %+v", r)
+			}
+			if want := ID("orders", "wh", "42", "7", tt.action); r.ID != want {
+				t.Fatalf("id %s, want the deterministic %s", r.ID, want)
+			}
+			if r.PreviousDigest != (compare.Digest{2}) || r.DivergenceID != "d1" || r.SourceVersion != "7" {
+				t.Fatalf("repair %+v", r)
+			}
+		})
+	}
+}
+
+// More automatic repairs per minute than the guard allows are held, and the
+// budget comes back the next minute.
+func TestBlastRadiusGuard(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	pl := NewPlanner(map[string]Policy{"orders": {Mode: ModeAuto, AutoKinds: []string{"missing"}, MaxPerMinute: 3}})
+	in := Input{Dataset: "orders", Target: "wh", Kind: compare.Missing}
+	var published, guarded int
+	for i := 0; i < 5; i++ {
+		p := pl.Plan(now.Add(time.Duration(i)*time.Second), in)
+		if p.Decision == Publish {
+			published++
+		}
+		if p.Guarded {
+			guarded++
+		}
+	}
+	if published != 3 || guarded != 2 {
+		t.Fatalf("published %d guarded %d, want 3 and 2", published, guarded)
+	}
+	if p := pl.Plan(now.Add(61*time.Second), in); p.Decision != Publish {
+		t.Fatalf("the budget should be back a minute later: %+v", p)
+	}
+}

@@ -1,0 +1,93 @@
+package repair
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/recon-dev/recon/state"
+)
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		<-tick.C
+	}
+}
+
+// While the broker refuses produces, the breaker opens and the outbox keeps
+// every record; once the broker is back, it drains and nothing is lost.
+func TestPublisherKeepsOutboxThroughBrokerFailures(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The broker refuses every produce to the output topic until the fault is removed.
+	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "out", Err: kerr.NotEnoughReplicas, Count: -1})
+
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	b := store.NewBatch()
+	for i := 0; i < 10; i++ {
+		b.AppendOutbox(state.OutboxRecord{Topic: "out", Key: []byte{byte(i)}, Value: []byte("v")})
+	}
+	if err := store.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordRetries(1), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	reg := prometheus.NewRegistry()
+	m := NewPublisherMetrics(reg, store)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	p := NewPublisher(store, cl, m, log, PublisherOptions{BreakerTimeout: 200 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, ProduceTimeout: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, 10*time.Second, "the breaker to open", func() bool { return p.BreakerState().String() == "open" })
+	if n, _ := store.OutboxDepth(); n != 10 {
+		t.Fatalf("outbox has %d records while the broker fails, want all 10", n)
+	}
+	fault.Remove()
+	waitFor(t, 10*time.Second, "the outbox to drain", func() bool { n, _ := store.OutboxDepth(); return n == 0 })
+	waitFor(t, 10*time.Second, "the breaker to close again", func() bool { return p.BreakerState().String() == "closed" })
+
+	rd, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	got := map[byte]bool{}
+	waitFor(t, 10*time.Second, "10 records", func() bool {
+		pctx, c := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer c()
+		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got[r.Key[0]] = true })
+		return len(got) == 10
+	})
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
