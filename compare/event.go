@@ -137,6 +137,9 @@ type ChangeEvent struct {
 	Row Row
 	// Unchanged names the columns sent as the TOAST placeholder: keep their previous values.
 	Unchanged []string
+	// Cols are the Row's column hashes (Hasher.Columns), computed by the
+	// decoding stage when it can so the single writer does not have to.
+	Cols map[string]uint64
 	// EventTime is when the change happened in its database (source.ts_ms), or the
 	// record timestamp when the format carries none.
 	EventTime time.Time

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,8 @@ type Route struct {
 	Topic   string
 	Decoder Decoder
 	Rules   *compare.Rules
+	// Hasher, when set, computes column hashes while decoding, in parallel.
+	Hasher *compare.Hasher
 }
 
 // Handler folds a polled batch durably; it is reconcile.Engine in production.
@@ -47,7 +50,7 @@ type Options struct {
 	DLQTopic string
 	// MaxRecordBytes sends larger records to the DLQ undecoded (default 1 MiB).
 	MaxRecordBytes int
-	// MaxPoll bounds the records of one batch (default 5000).
+	// MaxPoll bounds the records of one batch (default 10000).
 	MaxPoll int
 	// ListInterval is how often end offsets are listed for the watermark rule
 	// (default 500ms).
@@ -94,6 +97,13 @@ type Consumer struct {
 	opts     Options
 	log      *slog.Logger
 	joined   atomic.Bool
+
+	// mu guards owned and inflight: which partitions this member owns, and
+	// how many polled batches the apply stage has not finished.
+	mu       sync.Mutex
+	drained  *sync.Cond
+	owned    map[string]map[int32]bool
+	inflight int
 }
 
 // New builds the consumer's client; nothing is read until Run.
@@ -102,7 +112,7 @@ func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
 		opts.MaxRecordBytes = 1 << 20
 	}
 	if opts.MaxPoll <= 0 {
-		opts.MaxPoll = 5000
+		opts.MaxPoll = 10000
 	}
 	if opts.ListInterval <= 0 {
 		opts.ListInterval = 500 * time.Millisecond
@@ -110,7 +120,9 @@ func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Consumer{routes: make(map[string]*Route), handler: h, progress: progress, opts: opts, log: opts.Logger}
+	c := &Consumer{routes: make(map[string]*Route), handler: h, progress: progress, opts: opts, log: opts.Logger,
+		owned: make(map[string]map[int32]bool)}
+	c.drained = sync.NewCond(&c.mu)
 	topics := make([]string, 0, len(opts.Routes))
 	for i := range opts.Routes {
 		r := &opts.Routes[i]
@@ -128,7 +140,6 @@ func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
 		kgo.Balancers(kgo.RangeBalancer()),
 		// Kafka commits trail the state store's offsets; they serve lag monitoring.
 		kgo.AutoCommitMarks(),
-		kgo.BlockRebalanceOnPoll(),
 		kgo.AdjustFetchOffsetsFn(c.resumeFromState),
 		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(c.revoked),
@@ -174,76 +185,23 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][
 			c.progress.assign(topic, p, next)
 		}
 	}
+	c.own(added)
 	c.joined.Store(true)
 	c.log.Info("partitions assigned", "partitions", added)
 }
 
-func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
-	// The poll loop holds rebalances until its batch is durable, so the
-	// marked offsets are all folded in: commit them before handing over.
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	// Batches already polled for these partitions are folded in before they
+	// are handed over, and their offsets committed: the next owner starts
+	// exactly where this one stopped.
+	c.disown(revoked)
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("committing offsets on revoke failed; the state store keeps the truth", "err", err)
-	}
-	for topic, parts := range lost {
-		for _, p := range parts {
-			c.progress.revoke(topic, p)
-		}
 	}
 }
 
 func (c *Consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	for topic, parts := range lost {
-		for _, p := range parts {
-			c.progress.revoke(topic, p)
-		}
-	}
-}
-
-// Run polls until ctx is done or the handler fails. It owns the end-offset
-// lister goroutine and stops it before returning.
-func (c *Consumer) Run(ctx context.Context) error {
-	listCtx, stopList := context.WithCancel(ctx)
-	listDone := make(chan struct{})
-	go func() {
-		defer close(listDone)
-		c.listLoop(listCtx)
-	}()
-	defer func() {
-		stopList()
-		<-listDone
-	}()
-
-	for {
-		fetches := c.client.PollRecords(ctx, c.opts.MaxPoll)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			c.client.AllowRebalance()
-			return nil
-		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
-			}
-		})
-		polledAt := time.Now()
-		items, advances := c.decodeFetches(fetches)
-		if len(items) > 0 {
-			if err := c.handler.Apply(ctx, items); err != nil {
-				c.client.AllowRebalance()
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("applying a batch of %d records: %w", len(items), err)
-			}
-		}
-		for _, a := range advances {
-			c.progress.advanced(a.topic, a.partition, a.next, a.newest)
-			if a.hwm >= 0 {
-				c.progress.observeEnd(a.topic, a.partition, a.hwm, polledAt)
-			}
-		}
-		c.client.MarkCommitRecords(lastRecords(fetches)...)
-		c.client.AllowRebalance()
-	}
+	c.disown(lost)
 }
 
 func (c *Consumer) listLoop(ctx context.Context) {
@@ -259,44 +217,6 @@ func (c *Consumer) listLoop(ctx context.Context) {
 			c.log.Debug("listing end offsets failed", "err", err)
 		}
 	}
-}
-
-type advance struct {
-	topic     string
-	partition int32
-	next      int64
-	hwm       int64
-	newest    time.Time
-}
-
-func lastRecords(fs kgo.Fetches) []*kgo.Record {
-	var out []*kgo.Record
-	fs.EachPartition(func(p kgo.FetchTopicPartition) {
-		if n := len(p.Records); n > 0 {
-			out = append(out, p.Records[n-1])
-		}
-	})
-	return out
-}
-
-// decodeFetches decodes every record into an Item, in partition order.
-func (c *Consumer) decodeFetches(fs kgo.Fetches) ([]reconcile.Item, []advance) {
-	items := make([]reconcile.Item, 0, fs.NumRecords())
-	var adv []advance
-	fs.EachPartition(func(p kgo.FetchTopicPartition) {
-		a := advance{topic: p.Topic, partition: p.Partition, next: -1, hwm: p.HighWatermark}
-		for _, r := range p.Records {
-			items = append(items, c.decode(r))
-			a.next = r.Offset + 1
-			if r.Timestamp.After(a.newest) {
-				a.newest = r.Timestamp
-			}
-		}
-		if a.next >= 0 {
-			adv = append(adv, a)
-		}
-	})
-	return items, adv
 }
 
 func (c *Consumer) decode(r *kgo.Record) reconcile.Item {
@@ -351,6 +271,9 @@ func (c *Consumer) decodeChange(route *Route, r *kgo.Record) (*compare.ChangeEve
 			return nil, "", &DecodeError{Reason: ReasonBadValue, Err: err}
 		}
 		ev.Row, ev.Unchanged = row, unchanged
+		if route.Hasher != nil {
+			ev.Cols = route.Hasher.Columns(row)
+		}
 	}
 	return ev, "", nil
 }

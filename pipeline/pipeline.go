@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	}
 	hasher := compare.NewHasher([]byte(cfg.Digest.Key))
 
-	routes, datasets, policies, err := buildRoutes(cfg)
+	routes, datasets, policies, err := buildRoutes(cfg, hasher)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func pingAndEnsureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config
 }
 
 // buildRoutes derives decoders, normalization rules and engine datasets.
-func buildRoutes(cfg *config.Config) ([]consumer.Route, []reconcile.Dataset, map[string]repair.Policy, error) {
+func buildRoutes(cfg *config.Config, hasher *compare.Hasher) ([]consumer.Route, []reconcile.Dataset, map[string]repair.Policy, error) {
 	var routes []consumer.Route
 	var datasets []reconcile.Dataset
 	policies := make(map[string]repair.Policy)
@@ -263,7 +263,7 @@ func buildRoutes(cfg *config.Config) ([]consumer.Route, []reconcile.Dataset, map
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("dataset %s system %s: %w", d.Name, s.Name, err)
 			}
-			routes = append(routes, consumer.Route{Dataset: d.Name, System: s.Name, Topic: s.Topic, Decoder: dec, Rules: rules})
+			routes = append(routes, consumer.Route{Dataset: d.Name, System: s.Name, Topic: s.Topic, Decoder: dec, Rules: rules, Hasher: hasher})
 			if i > 0 {
 				rd.Targets = append(rd.Targets, reconcile.System{Name: s.Name, Topic: s.Topic, Rename: s.Rename})
 			}

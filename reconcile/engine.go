@@ -60,8 +60,10 @@ type Options struct {
 	Metrics      *Metrics // may be nil
 	Logger       *slog.Logger
 	Now          func() time.Time // default time.Now
-	// MaxBatch bounds the events of one Badger transaction (default 2000).
+	// MaxBatch bounds the events of one Badger transaction (default 5000).
 	MaxBatch int
+	// CacheKeys bounds the key states kept decoded in memory (default 200000).
+	CacheKeys int
 }
 
 // Engine is the single writer of key states.
@@ -74,6 +76,13 @@ type Engine struct {
 
 	// mu serializes batches and sweeps: both read-modify-write key states.
 	mu sync.Mutex
+	// cache holds committed key states by dataset \x00 key. The engine is
+	// the only writer, so a cached state is the stored state; a failed commit
+	// drops the states it touched, which may hold uncommitted changes.
+	cache map[string]*state.KeyState
+
+	freeMu sync.Mutex
+	free   []*state.Batch
 }
 
 // New returns an engine over store.
@@ -88,9 +97,13 @@ func New(store *state.Store, opts Options) (*Engine, error) {
 		opts.Now = time.Now
 	}
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 2000
+		opts.MaxBatch = 5000
 	}
-	e := &Engine{store: store, datasets: make(map[string]*Dataset), opts: opts, log: opts.Logger, now: opts.Now}
+	if opts.CacheKeys <= 0 {
+		opts.CacheKeys = 200_000
+	}
+	e := &Engine{store: store, datasets: make(map[string]*Dataset), opts: opts, log: opts.Logger, now: opts.Now,
+		cache: make(map[string]*state.KeyState)}
 	for i := range opts.Datasets {
 		d := &opts.Datasets[i]
 		e.datasets[d.Name] = d
@@ -141,53 +154,74 @@ type Reject struct {
 }
 
 // Apply folds items into state and commits them with their offsets, in
-// chunks of at most MaxBatch items, each chunk one durable transaction.
+// chunks of at most MaxBatch items, each chunk one durable transaction. While
+// Badger writes and syncs chunk k, chunk k+1 is folded; it is submitted only
+// once chunk k is durable, so a failed commit never leaves a later chunk's
+// offsets stored over lost changes. Apply returns once everything is durable.
 func (e *Engine) Apply(ctx context.Context, items []Item) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.trim()
+	var prev chan error
+	wait := func() error {
+		if prev == nil {
+			return nil
+		}
+		err := <-prev
+		prev = nil
+		return err
+	}
 	for len(items) > 0 {
 		if err := ctx.Err(); err != nil {
+			wait()
 			return err
 		}
 		n := min(len(items), e.opts.MaxBatch)
-		if err := e.applyChunk(items[:n]); err != nil {
+		tx, err := e.foldChunk(items[:n])
+		if err != nil {
+			wait()
 			return err
 		}
+		if err := wait(); err != nil {
+			e.forgetAll()
+			return err
+		}
+		prev = make(chan error, 1)
+		tx.submit(prev)
 		items = items[n:]
+	}
+	if err := wait(); err != nil {
+		e.forgetAll()
+		return err
 	}
 	return nil
 }
 
-func (e *Engine) applyChunk(items []Item) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	start := time.Now()
-	now := e.now().UTC()
+func (e *Engine) foldChunk(items []Item) (*txn, error) {
 	tx := e.begin()
-	var dlq []Reject
+	tx.started = time.Now()
+	now := e.now().UTC()
 	for i := range items {
 		it := &items[i]
 		switch {
 		case it.Event != nil:
 			if err := tx.fold(it.Event, now); err != nil {
-				return err
+				return nil, err
 			}
 		case it.Reject != nil:
 			tx.batch.AppendOutbox(it.Reject.Record)
 			tx.outboxed++
-			dlq = append(dlq, *it.Reject)
+			r := it.Reject
+			tx.metric(func(m *Metrics) { m.dlq.WithLabelValues(r.Dataset, r.System, r.Reason).Inc() })
 		}
 		tx.batch.SetOffset(it.Topic, it.Partition, it.Offset+1)
 	}
-	if err := tx.commit(); err != nil {
-		return err
-	}
-	if m := e.opts.Metrics; m != nil {
-		for _, r := range dlq {
-			m.dlq.WithLabelValues(r.Dataset, r.System, r.Reason).Inc()
-		}
-		m.batches.Observe(time.Since(start).Seconds())
-	}
-	return nil
+	return tx, nil
 }
+
+// forgetAll drops every cached state: after a failed commit the cache may
+// hold changes that never reached the store.
+func (e *Engine) forgetAll() { e.cache = make(map[string]*state.KeyState) }
 
 // txn is one read-modify-write pass: key states loaded once, changed in
 // memory, written with everything else in one state.Batch.
@@ -195,35 +229,71 @@ type txn struct {
 	e        *Engine
 	batch    *state.Batch
 	states   map[string]*state.KeyState // by dataset \x00 key
+	created  map[string]bool            // states the store does not hold yet
 	order    []string
 	outboxed int
 	// effects are applied to metrics only once the commit succeeded.
 	effects []func(*Metrics)
+	started time.Time
 }
 
 func (e *Engine) begin() *txn {
-	return &txn{e: e, batch: e.store.NewBatch(), states: make(map[string]*state.KeyState)}
+	return &txn{e: e, batch: e.getBatch(), states: make(map[string]*state.KeyState), created: make(map[string]bool)}
+}
+
+// getBatch reuses the arena of a committed batch: a chunk's batch holds a
+// few megabytes, and growing it afresh each time shows in profiles.
+func (e *Engine) getBatch() *state.Batch {
+	e.freeMu.Lock()
+	defer e.freeMu.Unlock()
+	if n := len(e.free); n > 0 {
+		b := e.free[n-1]
+		e.free = e.free[:n-1]
+		return b
+	}
+	return e.store.NewBatch()
+}
+
+func (e *Engine) putBatch(b *state.Batch) {
+	b.Reset()
+	e.freeMu.Lock()
+	defer e.freeMu.Unlock()
+	if len(e.free) < 2 {
+		e.free = append(e.free, b)
+	}
 }
 
 func (t *txn) load(dataset string, key compare.Key) (*state.KeyState, string, error) {
 	ks := key.String()
+	s, err := t.loadByString(dataset, ks, key)
+	return s, ks, err
+}
+
+// loadByString returns the key state of dataset/ks, from this transaction,
+// the cache or the store, or a new one.
+func (t *txn) loadByString(dataset, ks string, key compare.Key) (*state.KeyState, error) {
 	id := dataset + "\x00" + ks
 	if s, ok := t.states[id]; ok {
-		return s, ks, nil
+		return s, nil
 	}
-	s, err := t.e.store.KeyState(dataset, ks)
-	if err != nil {
-		return nil, ks, fmt.Errorf("loading state of %s key %s: %w", dataset, ks, err)
-	}
-	if s == nil {
-		s = &state.KeyState{Key: key, Targets: make(map[string]*state.TargetState)}
+	s, ok := t.e.cache[id]
+	if !ok {
+		var err error
+		s, err = t.e.store.KeyState(dataset, ks)
+		if err != nil {
+			return nil, fmt.Errorf("loading state of %s key %s: %w", dataset, ks, err)
+		}
+		if s == nil {
+			s = &state.KeyState{Key: key}
+			t.created[id] = true
+		}
 	}
 	if s.Targets == nil {
 		s.Targets = make(map[string]*state.TargetState)
 	}
 	t.states[id] = s
 	t.order = append(t.order, id)
-	return s, ks, nil
+	return s, nil
 }
 
 func (t *txn) metric(f func(*Metrics)) {
@@ -232,21 +302,71 @@ func (t *txn) metric(f func(*Metrics)) {
 	}
 }
 
-func (t *txn) commit() error {
+// prepare puts the touched key states into the batch.
+func (t *txn) prepare() {
 	for _, id := range t.order {
+		ks := t.states[id]
+		if t.created[id] && ks.Source == nil && len(ks.Targets) == 0 {
+			delete(t.states, id) // looked up (a stale timer) but never shown by any system
+			continue
+		}
 		ds, key, _ := cutNul(id)
-		t.batch.PutKeyState(ds, key, t.states[id])
+		t.batch.PutKnownKeyState(ds, key, ks, t.created[id])
 	}
-	if err := t.e.store.Commit(t.batch); err != nil {
-		return fmt.Errorf("committing state batch: %w", err)
+}
+
+// commit writes the transaction and waits until it is durable.
+func (t *txn) commit() error {
+	done := make(chan error, 1)
+	t.submit(done)
+	return <-done
+}
+
+// submit hands the transaction to the store. The cache takes its states at
+// once, so the next chunk folds on top of them; done gets the outcome.
+func (t *txn) submit(done chan<- error) {
+	t.prepare()
+	t.e.remember(t.states)
+	t.e.store.CommitAsync(t.batch, func(err error) {
+		if err != nil {
+			done <- fmt.Errorf("committing state batch: %w", err)
+			return
+		}
+		t.e.putBatch(t.batch)
+		for _, f := range t.effects {
+			f(t.e.opts.Metrics)
+		}
+		if m := t.e.opts.Metrics; m != nil && !t.started.IsZero() {
+			m.batches.Observe(time.Since(t.started).Seconds())
+		}
+		if t.outboxed > 0 && t.e.opts.Notifier != nil {
+			t.e.opts.Notifier.Notify()
+		}
+		done <- nil
+	})
+}
+
+// remember caches the states of a submitted transaction.
+func (e *Engine) remember(states map[string]*state.KeyState) {
+	for id, s := range states {
+		e.cache[id] = s
 	}
-	for _, f := range t.effects {
-		f(t.e.opts.Metrics)
+}
+
+// trim evicts arbitrary entries past the cache bound; hot keys come back at
+// the cost of one read. Call it only with no commit in flight: an evicted
+// state must already be in the store.
+func (e *Engine) trim() {
+	if len(e.cache) <= e.opts.CacheKeys {
+		return
 	}
-	if t.outboxed > 0 && t.e.opts.Notifier != nil {
-		t.e.opts.Notifier.Notify()
+	target := e.opts.CacheKeys * 3 / 4
+	for id := range e.cache {
+		if len(e.cache) <= target {
+			break
+		}
+		delete(e.cache, id)
 	}
-	return nil
 }
 
 func cutNul(s string) (string, string, bool) {

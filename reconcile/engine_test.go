@@ -218,3 +218,30 @@ func TestVerdictWaitsForWatermark(t *testing.T) {
 		t.Fatalf("outbox %d, want only the divergence event", n)
 	}
 }
+
+// A target delete carries the lineage of the row it removed; it must still
+// count as reflecting the source's delete, and a re-insert after it gets a
+// window of its own.
+func TestTargetDeleteLineageIsNotAMismatch(t *testing.T) {
+	f := newFixture(t, "auto")
+	f.change("pg", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	f.change("wh", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	f.change("pg", 2, compare.OpDelete, row(1, "1.00", "new"))
+	f.clk.advance(time.Second)
+	ks, _ := f.rules.Key(row(1, "", ""))
+	ev := &compare.ChangeEvent{Dataset: "orders", System: "wh", Key: ks, Op: compare.OpDelete,
+		Version: compare.Version{A: 2}, Lineage: compare.Version{A: 1}, EventTime: f.clk.t}
+	f.off++
+	if err := f.e.Apply(context.Background(), []Item{{Topic: "tgt", Offset: f.off, Event: ev}}); err != nil {
+		t.Fatal(err)
+	}
+	if ts := f.target("1"); !ts.Deadline.IsZero() {
+		t.Fatalf("a replicated delete left a window open: %+v", ts)
+	}
+	f.clk.advance(20 * time.Second)
+	f.change("pg", 3, compare.OpUpsert, row(1, "3.00", "new"))
+	f.clk.advance(29 * time.Second)
+	if res := f.sweep(); res.Fired != 0 {
+		t.Fatal("the re-insert was judged before its own window expired")
+	}
+}

@@ -50,7 +50,10 @@ func (t *txn) head(ev *compare.ChangeEvent, prev *state.Head, now time.Time) *st
 	if h.Deleted {
 		return h
 	}
-	h.Cols = t.e.opts.Hasher.Columns(ev.Row)
+	h.Cols = ev.Cols
+	if h.Cols == nil {
+		h.Cols = t.e.opts.Hasher.Columns(ev.Row)
+	}
 	for _, c := range ev.Unchanged {
 		if prev != nil && !prev.Deleted {
 			if v, ok := prev.Cols[c]; ok {
@@ -129,6 +132,12 @@ func (t *txn) foldTarget(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 	ts.Head = t.head(ev, ts.Head, now)
 	ts.Changes++
 	ts.Lineage = ev.Lineage
+	if ev.Op == compare.OpDelete {
+		// A delete's lineage comes from its before image: the version the
+		// row had, not the delete it applies. A deleted row matches any
+		// source delete by itself.
+		ts.Lineage = compare.Version{}
+	}
 	return true
 }
 

@@ -30,6 +30,7 @@ func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.trim()
 	tx := e.begin()
 	for _, tm := range timers {
 		if ctx.Err() != nil {
@@ -47,6 +48,7 @@ func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 		}
 	}
 	if err := tx.commit(); err != nil {
+		e.forgetAll()
 		return res, err
 	}
 	e.setWaiting(res.Waiting)
@@ -66,7 +68,7 @@ func (t *txn) fire(tm state.Timer, now time.Time) (fired, waiting bool, err erro
 		t.batch.MoveTimer(tm.Dataset, tm.Target, tm.Key, tm.Deadline, time.Time{})
 		return false, false, nil
 	}
-	ks, _, err := t.loadByString(d.Name, tm.Key, compare.Key{})
+	ks, err := t.loadByString(d.Name, tm.Key, compare.Key{})
 	if err != nil {
 		return false, false, err
 	}
@@ -104,26 +106,6 @@ func (t *txn) fire(tm state.Timer, now time.Time) (fired, waiting bool, err erro
 	}
 	t.open(d, ks, tm.Key, tm.Target, ts, st, v, tm.Deadline, now)
 	return true, false, nil
-}
-
-func (t *txn) loadByString(dataset, ks string, key compare.Key) (*state.KeyState, string, error) {
-	id := dataset + "\x00" + ks
-	if s, ok := t.states[id]; ok {
-		return s, ks, nil
-	}
-	s, err := t.e.store.KeyState(dataset, ks)
-	if err != nil {
-		return nil, ks, fmt.Errorf("loading state of %s key %s: %w", dataset, ks, err)
-	}
-	if s == nil {
-		s = &state.KeyState{Key: key}
-	}
-	if s.Targets == nil {
-		s.Targets = make(map[string]*state.TargetState)
-	}
-	t.states[id] = s
-	t.order = append(t.order, id)
-	return s, ks, nil
 }
 
 func (d *Dataset) target(name string) (System, bool) {

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -26,6 +27,9 @@ type Batch struct {
 	ops     []op
 	outboxN int
 	err     error
+	// minTimer is the earliest deadline the batch sets (unix nanos), so the
+	// store can lower its timer scan bound; math.MaxInt64 when none.
+	minTimer int64
 }
 
 type opKind uint8
@@ -34,6 +38,7 @@ const (
 	opSet opKind = iota
 	opDelete
 	opPutKeyState // a set that may create a key state: Commit counts those
+	opNewKeyState // a set the caller knows creates a key state
 	opOutbox      // a set whose key (the seq) is assigned at Commit
 )
 
@@ -45,7 +50,7 @@ type op struct {
 
 // NewBatch returns an empty batch. Batches are cheap; Reset lets a hot loop
 // reuse one's memory.
-func (s *Store) NewBatch() *Batch { return &Batch{} }
+func (s *Store) NewBatch() *Batch { return &Batch{minTimer: math.MaxInt64} }
 
 // Len is the number of writes the batch will make (a MoveTimer makes up to
 // two), so the caller can bound it well below Badger's transaction limit.
@@ -57,6 +62,7 @@ func (b *Batch) Reset() {
 	b.ops = b.ops[:0]
 	b.outboxN = 0
 	b.err = nil
+	b.minTimer = math.MaxInt64
 }
 
 func (b *Batch) fail(err error) {
@@ -69,7 +75,23 @@ func (b *Batch) fail(err error) {
 func (b *Batch) mark() int { return len(b.enc.buf) }
 
 // PutKeyState sets the state of one key; key is the canonical key string.
+// Commit looks the key up to keep the key count exact; a caller that knows
+// whether the key is new says so with PutKnownKeyState and saves the read.
 func (b *Batch) PutKeyState(dataset, key string, ks *KeyState) {
+	b.putKeyState(dataset, key, ks, opPutKeyState)
+}
+
+// PutKnownKeyState sets the state of one key whose existence the caller
+// knows: created says whether the store has no state for it yet.
+func (b *Batch) PutKnownKeyState(dataset, key string, ks *KeyState, created bool) {
+	kind := opSet
+	if created {
+		kind = opNewKeyState
+	}
+	b.putKeyState(dataset, key, ks, kind)
+}
+
+func (b *Batch) putKeyState(dataset, key string, ks *KeyState, kind opKind) {
 	if err := checkName("dataset", dataset); err != nil {
 		b.fail(fmt.Errorf("put key state %q: %w", key, err))
 		return
@@ -82,7 +104,7 @@ func (b *Batch) PutKeyState(dataset, key string, ks *KeyState) {
 	b.enc.buf = appendKeyStateKey(b.enc.buf, dataset, key)
 	v0 := b.mark()
 	b.enc.keyState(ks)
-	b.ops = append(b.ops, op{kind: opPutKeyState, key0: k0, key1: v0, value0: v0, value1: b.mark()})
+	b.ops = append(b.ops, op{kind: kind, key0: k0, key1: v0, value0: v0, value1: b.mark()})
 }
 
 // MoveTimer replaces the timer of (dataset, target, key) at old by one at
@@ -110,6 +132,7 @@ func (b *Batch) MoveTimer(dataset, target, key string, old, new time.Time) {
 		b.ops = append(b.ops, op{kind: opDelete, key0: k0, key1: b.mark()})
 	}
 	if !new.IsZero() {
+		b.minTimer = min(b.minTimer, new.UnixNano())
 		k0 := b.mark()
 		b.enc.buf = appendTimerKey(b.enc.buf, new, dataset, target, key)
 		end := b.mark()
@@ -164,17 +187,28 @@ func (b *Batch) PutRepair(r RepairRecord) {
 // badger.ErrTxnTooBig and writes nothing; the caller bounds batches with Len.
 // A committed batch may be Reset and reused.
 func (s *Store) Commit(b *Batch) error {
+	errc := make(chan error, 1)
+	s.CommitAsync(b, func(err error) { errc <- err })
+	return <-errc
+}
+
+// CommitAsync is Commit without the wait: done is called once the batch is
+// durable, or failed. Batches committed one after another become durable in
+// that order, so a caller may prepare its next batch while Badger writes and
+// syncs this one. b must not be touched until done is called.
+func (s *Store) CommitAsync(b *Batch, done func(error)) {
 	if b.err != nil {
-		return fmt.Errorf("commit batch: %w", b.err)
+		done(fmt.Errorf("commit batch: %w", b.err))
+		return
 	}
 	if len(b.ops) == 0 {
-		return nil
+		done(nil)
+		return
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 
 	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
 	var (
 		newKeys     int64
 		outboxBytes int64
@@ -183,12 +217,19 @@ func (s *Store) Commit(b *Batch) error {
 		// sized up front holds the outbox keys.
 		seqKeys = make([]byte, 0, 9*b.outboxN)
 	)
+	fail := func(err error) {
+		txn.Discard()
+		done(fmt.Errorf("commit batch of %d writes: %w", len(b.ops), err))
+	}
 	for _, o := range b.ops {
 		key := b.enc.buf[o.key0:o.key1]
 		value := b.enc.buf[o.value0:o.value1]
 		var err error
 		switch o.kind {
 		case opSet:
+			err = txn.Set(key, value)
+		case opNewKeyState:
+			newKeys++
 			err = txn.Set(key, value)
 		case opDelete:
 			err = txn.Delete(key)
@@ -215,22 +256,32 @@ func (s *Store) Commit(b *Batch) error {
 			err = txn.Set(seqKeys[k0:], value)
 		}
 		if err != nil {
-			return fmt.Errorf("commit batch of %d writes: %w", len(b.ops), err)
+			fail(err)
+			return
 		}
 	}
 	if b.outboxN > 0 {
 		if err := txn.Set(metaOutboxSeq, encodeOutboxSeq(seq-1)); err != nil {
-			return fmt.Errorf("commit batch of %d writes: %w", len(b.ops), err)
+			fail(err)
+			return
 		}
 	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("commit batch of %d writes: %w", len(b.ops), err)
-	}
+	// Seqs are handed out here, under writeMu, in commit order; a failed
+	// commit leaves a gap, which Outbox readers do not mind.
 	s.nextSeq = seq
-	s.mu.Lock()
-	s.keyStates += newKeys
-	s.outboxCount += b.outboxN
-	s.outboxBytes += outboxBytes
-	s.mu.Unlock()
-	return nil
+	outboxN, minTimer := b.outboxN, b.minTimer
+	// CommitWith discards the transaction itself.
+	txn.CommitWith(func(err error) {
+		if err != nil {
+			done(fmt.Errorf("commit batch: %w", err))
+			return
+		}
+		s.lowerTimerBound(minTimer)
+		s.mu.Lock()
+		s.keyStates += newKeys
+		s.outboxCount += outboxN
+		s.outboxBytes += outboxBytes
+		s.mu.Unlock()
+		done(nil)
+	})
 }

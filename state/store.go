@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,8 +46,52 @@ type Store struct {
 	outboxBytes  int64
 	outboxLowSeq uint64 // no outbox record has a smaller seq; see Outbox
 
+	// timerLow is a lower bound of every timer's deadline (unix nanos):
+	// timer scans seek there instead of walking the deleted timers that
+	// Badger keeps until compaction, which would grow without bound. A
+	// commit that sets a timer lowers it; a scan raises it to the earliest
+	// timer found, unless a commit (timerGen) moved it meanwhile.
+	timerLow int64
+	timerGen uint64
+
+	stopGC chan struct{}
+	gcDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+func (s *Store) lowerTimerBound(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n < s.timerLow {
+		s.timerLow = n
+		s.timerGen++
+	}
+}
+
+func (s *Store) timerBound() (int64, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timerLow, s.timerGen
+}
+
+// raiseTimerBound records that no timer is earlier than n, as found by a
+// scan that started at generation gen.
+func (s *Store) raiseTimerBound(n int64, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen == s.timerGen && n > s.timerLow {
+		s.timerLow = n
+	}
+}
+
+// timerSeek is where a timer scan starts.
+func timerSeek(low int64) []byte {
+	if low <= 0 {
+		return timerPrefix
+	}
+	return binary.BigEndian.AppendUint64(append([]byte(nil), timerPrefix...), uint64(low))
 }
 
 // Open opens (or creates) the state dir. Every commit is synced: when Commit,
@@ -69,7 +114,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		// across transactions, so tracking conflicts would only cost memory.
 		WithDetectConflicts(false).
 		// Badger's metrics are process-global expvars; recon exports its own.
-		WithMetricsEnabled(false)
+		WithMetricsEnabled(false).
+		// Key states are rewritten on every change: keep them in the value
+		// log so the LSM tree moves pointers, not rows, through memtables
+		// and compactions. The value-log GC below reclaims the old copies.
+		WithValueThreshold(256)
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open state dir %s: %w", name, err)
@@ -77,6 +126,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{db: db, dir: name}
 	if err := s.init(); err != nil {
 		return nil, errors.Join(err, db.Close())
+	}
+	if !opts.InMemory {
+		s.stopGC, s.gcDone = make(chan struct{}), make(chan struct{})
+		go s.valueLogGC(time.Minute, logger)
 	}
 	return s, nil
 }
@@ -161,8 +214,44 @@ func (s *Store) init() error {
 // Close flushes and closes the database. Calls after the first return the
 // first call's result.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	s.closeOnce.Do(func() {
+		if s.stopGC != nil {
+			close(s.stopGC)
+			<-s.gcDone
+		}
+		s.closeErr = s.db.Close()
+	})
 	return s.closeErr
+}
+
+// valueLogGC rewrites value-log files that are mostly stale copies of key
+// states, every interval until Close.
+func (s *Store) valueLogGC(interval time.Duration, log *slog.Logger) {
+	defer close(s.gcDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopGC:
+			return
+		case <-t.C:
+		}
+		// One call rewrites at most one file; keep going while it finds work.
+		for {
+			err := s.db.RunValueLogGC(0.5)
+			if err != nil {
+				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+					log.Warn("value log GC failed", "err", err)
+				}
+				break
+			}
+			select {
+			case <-s.stopGC:
+				return
+			default:
+			}
+		}
+	}
 }
 
 // KeyState returns the state of one key, or (nil, nil) if the store has
@@ -249,10 +338,11 @@ func (s *Store) DueTimers(now time.Time, limit int) ([]Timer, error) {
 	if !now.After(maxDeadline) {
 		cutoff = now.UnixNano()
 	}
+	low, _ := s.timerBound()
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: timerPrefix})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && (limit <= 0 || len(out) < limit); it.Next() {
+		for it.Seek(timerSeek(low)); it.Valid() && (limit <= 0 || len(out) < limit); it.Next() {
 			n, err := timerDeadline(it.Item().Key())
 			if err != nil {
 				return err
@@ -282,17 +372,20 @@ func (s *Store) NextDeadline() (time.Time, bool, error) {
 		t  time.Time
 		ok bool
 	)
+	low, gen := s.timerBound()
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: timerPrefix})
 		defer it.Close()
-		it.Rewind()
+		it.Seek(timerSeek(low))
 		if !it.Valid() {
+			s.raiseTimerBound(math.MaxInt64, gen)
 			return nil
 		}
 		n, err := timerDeadline(it.Item().Key())
 		if err != nil {
 			return err
 		}
+		s.raiseTimerBound(n, gen)
 		t, ok = time.Unix(0, n).UTC(), true
 		return nil
 	})

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-
-	"github.com/recon-dev/recon/compare"
 )
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -173,18 +171,18 @@ func TestCommitIsAllOrNothing(t *testing.T) {
 	}
 
 	// Too big for one transaction: Badger's limit is about 15% of the
-	// memtable, 64 MiB by default.
+	// memtable, 64 MiB by default. Large values live in the value log and
+	// count little, so the batch is made of large keys.
 	b = s.NewBatch()
-	big := strings.Repeat("x", 900<<10)
-	for i := range 16 {
-		ks := &KeyState{Key: compare.Key{Fields: []string{big}}}
-		b.PutKeyState("orders", fmt.Sprint("big", i), ks)
+	big := strings.Repeat("x", 60<<10)
+	for i := range 200 {
+		b.PutKeyState("orders", fmt.Sprint("big", i, big), &KeyState{})
 	}
 	b.AppendOutbox(OutboxRecord{Topic: "t"})
 	if err := s.Commit(b); !errors.Is(err, badger.ErrTxnTooBig) {
 		t.Fatalf("Commit = %v, want ErrTxnTooBig", err)
 	}
-	if ks, err := s.KeyState("orders", "big0"); ks != nil || err != nil {
+	if ks, err := s.KeyState("orders", "big0"+big); ks != nil || err != nil {
 		t.Fatalf("failed batch left a key state: %v, %v", ks, err)
 	}
 	checkCounters(t, s, 0, 0)
@@ -499,5 +497,44 @@ func TestInMemory(t *testing.T) {
 	}
 	if _, err := os.Stat("ignored"); !os.IsNotExist(err) {
 		t.Fatalf("in-memory store created a dir: %v", err)
+	}
+}
+
+// Timer scans start at a bound below every live timer, so the deleted timers
+// Badger keeps until compaction are not walked again; a commit that sets an
+// earlier timer lowers the bound, so nothing is missed.
+func TestTimerScanBound(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	b := s.NewBatch()
+	for i := 0; i < 100; i++ {
+		b.MoveTimer("orders", "wh", fmt.Sprint(i), time.Time{}, base.Add(time.Duration(i)*time.Second))
+	}
+	if err := s.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	b = s.NewBatch()
+	for i := 0; i < 99; i++ {
+		b.MoveTimer("orders", "wh", fmt.Sprint(i), base.Add(time.Duration(i)*time.Second), time.Time{})
+	}
+	if err := s.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	next, ok, err := s.NextDeadline()
+	if err != nil || !ok || !next.Equal(base.Add(99*time.Second)) {
+		t.Fatalf("next deadline %v %v %v", next, ok, err)
+	}
+	if low, _ := s.timerBound(); low != base.Add(99*time.Second).UnixNano() {
+		t.Fatalf("bound not raised to the earliest live timer")
+	}
+	// An earlier timer set later must still be found.
+	b = s.NewBatch()
+	b.MoveTimer("orders", "wh", "early", time.Time{}, base.Add(-time.Hour))
+	if err := s.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueTimers(base, 0)
+	if err != nil || len(due) != 1 || due[0].Key != "early" {
+		t.Fatalf("due %+v %v", due, err)
 	}
 }

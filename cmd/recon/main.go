@@ -24,7 +24,12 @@ var errExitSilently = errors.New("exit 1")
 
 func commands() map[string]command {
 	return map[string]command{
-		"broker": {"run an embedded Kafka-protocol broker for development", cmdBroker},
+		"broker":          {"run an embedded Kafka-protocol broker for development", cmdBroker},
+		"run":             {"run recon: recon run -c recon.yaml", cmdRun},
+		"config validate": {"check a config file: recon config validate -c recon.yaml", cmdConfigValidate},
+		"demo":            {"run recon against a simulated source and replica, with a report", cmdDemo},
+		"bench":           {"measure recon's full rate against the raw consume rate", cmdBench},
+		"version":         {"print recon's version", cmdVersion},
 	}
 }
 

@@ -1,0 +1,225 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recon-dev/recon/reconcile"
+)
+
+// polled is one poll's records, decoded, on their way to the apply stage.
+type polled struct {
+	items    []reconcile.Item
+	advances []advance
+	last     []*kgo.Record // the newest record of each partition, to mark for commit
+	polledAt time.Time
+}
+
+type advance struct {
+	topic     string
+	partition int32
+	next      int64
+	hwm       int64
+	newest    time.Time
+}
+
+// Run polls until ctx is done or the handler fails. Two stages overlap: this
+// goroutine polls and decodes batch N+1 while the apply stage folds batch N
+// into state; a rebalance waits (in the revoke callback) until every batch
+// polled for the partitions it takes away is durable. Run owns the apply
+// stage and the end-offset lister and stops both before returning.
+func (c *Consumer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	listDone := make(chan struct{})
+	go func() {
+		defer close(listDone)
+		c.listLoop(ctx)
+	}()
+
+	batches := make(chan *polled, 1)
+	applyDone := make(chan struct{})
+	go func() {
+		defer close(applyDone)
+		for b := range batches {
+			if ctx.Err() == nil {
+				if err := c.apply(ctx, b); err != nil {
+					cancel(err)
+				}
+			}
+			c.finished()
+		}
+	}()
+
+	c.pollLoop(ctx, batches)
+	close(batches)
+	<-applyDone
+	<-listDone
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func (c *Consumer) pollLoop(ctx context.Context, batches chan<- *polled) {
+	for {
+		fetches := c.client.PollRecords(ctx, c.opts.MaxPoll)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			return
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		parts := c.claim(fetches)
+		if len(parts) == 0 {
+			continue
+		}
+		b := c.decodeParts(parts)
+		select {
+		case batches <- b:
+		case <-ctx.Done():
+			c.finished()
+			return
+		}
+	}
+}
+
+// claim keeps the partitions this member still owns and counts the batch in
+// flight, atomically with respect to a revoke, so a revoke either sees the
+// batch in flight and waits for it, or the batch drops the partition.
+func (c *Consumer) claim(fs kgo.Fetches) []kgo.FetchTopicPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var parts []kgo.FetchTopicPartition
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) > 0 && c.owned[p.Topic][p.Partition] {
+			parts = append(parts, p)
+		}
+	})
+	if len(parts) > 0 {
+		c.inflight++
+	}
+	return parts
+}
+
+func (c *Consumer) finished() {
+	c.mu.Lock()
+	c.inflight--
+	c.drained.Broadcast()
+	c.mu.Unlock()
+}
+
+func (c *Consumer) own(added map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, parts := range added {
+		m := c.owned[topic]
+		if m == nil {
+			m = make(map[int32]bool)
+			c.owned[topic] = m
+		}
+		for _, p := range parts {
+			m[p] = true
+		}
+	}
+}
+
+// disown stops accepting records of the partitions and waits until every
+// batch already polled is applied.
+func (c *Consumer) disown(gone map[string][]int32) {
+	c.mu.Lock()
+	for topic, parts := range gone {
+		for _, p := range parts {
+			delete(c.owned[topic], p)
+		}
+	}
+	for c.inflight > 0 {
+		c.drained.Wait()
+	}
+	c.mu.Unlock()
+	for topic, parts := range gone {
+		for _, p := range parts {
+			c.progress.revoke(topic, p)
+		}
+	}
+}
+
+// apply folds one batch durably, then lets the watermarks and the Kafka
+// commit advance: offsets reach Kafka only after they are in the state.
+func (c *Consumer) apply(ctx context.Context, b *polled) error {
+	if err := c.handler.Apply(ctx, b.items); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("applying a batch of %d records: %w", len(b.items), err)
+	}
+	for _, a := range b.advances {
+		c.progress.advanced(a.topic, a.partition, a.next, a.newest)
+		if a.hwm >= 0 {
+			c.progress.observeEnd(a.topic, a.partition, a.hwm, b.polledAt)
+		}
+	}
+	c.client.MarkCommitRecords(b.last...)
+	return nil
+}
+
+// decodeParts decodes the partitions of one poll in parallel: decoding is
+// pure, and overlaps the apply stage's single writer. Records keep their
+// partition order.
+func (c *Consumer) decodeParts(parts []kgo.FetchTopicPartition) *polled {
+	b := &polled{polledAt: time.Now()}
+	out := make([][]reconcile.Item, len(parts))
+	workers := min(runtime.GOMAXPROCS(0), len(parts))
+	var (
+		wg   sync.WaitGroup
+		next = make(chan int)
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				recs := parts[i].Records
+				items := make([]reconcile.Item, len(recs))
+				for j, r := range recs {
+					items[j] = c.decode(r)
+				}
+				out[i] = items
+			}
+		}()
+	}
+	for i := range parts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	n := 0
+	for _, items := range out {
+		n += len(items)
+	}
+	b.items = make([]reconcile.Item, 0, n)
+	for i, p := range parts {
+		b.items = append(b.items, out[i]...)
+		a := advance{topic: p.Topic, partition: p.Partition, hwm: p.HighWatermark}
+		for _, r := range p.Records {
+			if r.Timestamp.After(a.newest) {
+				a.newest = r.Timestamp
+			}
+		}
+		last := p.Records[len(p.Records)-1]
+		a.next = last.Offset + 1
+		b.advances = append(b.advances, a)
+		b.last = append(b.last, last)
+	}
+	return b
+}
