@@ -55,8 +55,10 @@ type Options struct {
 	// ListInterval is how often end offsets are listed for the watermark rule
 	// (default 500ms).
 	ListInterval time.Duration
-	// Offsets are the durable positions from the state store: where to resume.
-	Offsets map[string]map[int32]int64
+	// Stored returns the durable positions from the state store: where to
+	// resume. It is asked at every assignment, since a partition may come
+	// back after a rebalance.
+	Stored func() (map[string]map[int32]int64, error)
 	// Extra client options: TLS, SASL, test hooks.
 	Extra   []kgo.Opt
 	Logger  *slog.Logger
@@ -163,26 +165,45 @@ func (c *Consumer) Joined() bool { return c.joined.Load() }
 func (c *Consumer) Client() *kgo.Client { return c.client }
 
 // resumeFromState replaces the group's committed offsets with the ones stored
-// with the state: those are the truth, since Kafka commits trail them.
+// with the state: those are the truth, since Kafka commits trail them. A
+// partition the state has never read starts from the beginning, whatever the
+// group committed: a new state dir must see every change to judge keys.
 func (c *Consumer) resumeFromState(_ context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	stored, err := c.stored()
+	if err != nil {
+		return nil, err
+	}
 	for topic, parts := range offs {
 		for p := range parts {
-			if next, ok := c.opts.Offsets[topic][p]; ok {
+			if next, ok := stored[topic][p]; ok {
 				parts[p] = kgo.NewOffset().At(next).WithEpoch(-1)
+			} else {
+				parts[p] = kgo.NewOffset().AtStart()
 			}
 		}
 	}
 	return offs, nil
 }
 
+func (c *Consumer) stored() (map[string]map[int32]int64, error) {
+	if c.opts.Stored == nil {
+		return nil, nil
+	}
+	stored, err := c.opts.Stored()
+	if err != nil {
+		return nil, fmt.Errorf("reading stored offsets: %w", err)
+	}
+	return stored, nil
+}
+
 func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
+	stored, err := c.stored()
+	if err != nil {
+		c.log.Error("reading stored offsets for watermarks", "err", err)
+	}
 	for topic, parts := range added {
 		for _, p := range parts {
-			next := int64(0)
-			if n, ok := c.opts.Offsets[topic][p]; ok {
-				next = n
-			}
-			c.progress.assign(topic, p, next)
+			c.progress.assign(topic, p, stored[topic][p])
 		}
 	}
 	c.own(added)

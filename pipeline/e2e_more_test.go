@@ -201,3 +201,25 @@ func TestRestartMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 		t.Errorf("stored offsets %v", offs)
 	}
 }
+
+// The offsets stored with the state are the truth: a new state dir reads
+// every input from the start even when the group has committed offsets, and
+// reaches the same verdict with the same id.
+func TestNewStateDirReadsFromTheStart(t *testing.T) {
+	h := newHarness(t, 500*time.Millisecond, "off")
+	h.source("c", 100, row{ID: 1, Amount: "1.00", Status: "new", Created: created})
+	_, stop := h.start()
+	first := h.waitOutputs(h.cfg.Outputs.Divergences, 1)
+	stop() // commits the group's offsets on the way out
+
+	h.cfg.State.Dir = t.TempDir()
+	p, _ := h.start()
+	waitFor(t, 10*time.Second, "key 1 read again into the new state", func() bool {
+		ks, err := p.Store().KeyState("orders", "1")
+		return err == nil && ks != nil && ks.Source != nil
+	})
+	divs := h.waitOutputs(h.cfg.Outputs.Divergences, 2)
+	if divs[1].Body["id"] != first[0].Body["id"] {
+		t.Fatalf("the same divergence got a new id: %v vs %v", divs[1].Body["id"], first[0].Body["id"])
+	}
+}

@@ -134,8 +134,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	p.publisher = repair.NewPublisher(p.store, p.producer, pubMetrics, opts.Logger.With("component", "publisher"), repair.PublisherOptions{})
 
 	p.progress = consumer.NewProgress(opts.Now)
+	store := p.store // the gauges may be scraped after Close has cleared p.store
 	engMetrics := reconcile.NewMetrics(opts.Registry, func() (int64, int64) {
-		keys, lsm, vlog := p.store.Stats()
+		keys, lsm, vlog := store.Stats()
 		return keys, lsm + vlog
 	})
 	p.engine, err = reconcile.New(p.store, reconcile.Options{
@@ -154,13 +155,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		return nil, err
 	}
 
-	offsets, err := p.store.Offsets()
-	if err != nil {
-		return nil, fmt.Errorf("reading stored offsets: %w", err)
-	}
 	p.consumer, err = consumer.New(p.engine, p.progress, consumer.Options{
 		Group: cfg.Kafka.Group, ClientID: cfg.Kafka.ClientID,
-		Routes: routes, DLQTopic: cfg.Outputs.DLQ, Offsets: offsets,
+		Routes: routes, DLQTopic: cfg.Outputs.DLQ, Stored: store.Offsets,
 		ListInterval: opts.ListInterval,
 		Extra:        kopts,
 		Logger:       opts.Logger.With("component", "consumer"),
