@@ -18,14 +18,12 @@ type polled struct {
 	items    []reconcile.Item
 	advances []advance
 	last     []*kgo.Record // the newest record of each partition, to mark for commit
-	polledAt time.Time
 }
 
 type advance struct {
 	topic     string
 	partition int32
 	next      int64
-	hwm       int64
 	newest    time.Time
 }
 
@@ -162,11 +160,11 @@ func (c *Consumer) apply(ctx context.Context, b *polled) error {
 		}
 		return fmt.Errorf("applying a batch of %d records: %w", len(b.items), err)
 	}
+	// A fetch's high watermark is not used for the watermark rule: the client
+	// prefetches, so when it was true is unknown. The end-offset lister's
+	// answers are stamped with when they were asked for.
 	for _, a := range b.advances {
 		c.progress.advanced(a.topic, a.partition, a.next, a.newest)
-		if a.hwm >= 0 {
-			c.progress.observeEnd(a.topic, a.partition, a.hwm, b.polledAt)
-		}
 	}
 	c.client.MarkCommitRecords(b.last...)
 	return nil
@@ -176,7 +174,7 @@ func (c *Consumer) apply(ctx context.Context, b *polled) error {
 // pure, and overlaps the apply stage's single writer. Records keep their
 // partition order.
 func (c *Consumer) decodeParts(parts []kgo.FetchTopicPartition) *polled {
-	b := &polled{polledAt: time.Now()}
+	b := &polled{}
 	out := make([][]reconcile.Item, len(parts))
 	workers := min(runtime.GOMAXPROCS(0), len(parts))
 	var (
@@ -210,7 +208,7 @@ func (c *Consumer) decodeParts(parts []kgo.FetchTopicPartition) *polled {
 	b.items = make([]reconcile.Item, 0, n)
 	for i, p := range parts {
 		b.items = append(b.items, out[i]...)
-		a := advance{topic: p.Topic, partition: p.Partition, hwm: p.HighWatermark}
+		a := advance{topic: p.Topic, partition: p.Partition}
 		for _, r := range p.Records {
 			if r.Timestamp.After(a.newest) {
 				a.newest = r.Timestamp

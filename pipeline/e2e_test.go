@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recon-dev/recon/compare"
 	"github.com/recon-dev/recon/repair"
 )
 
@@ -121,7 +122,7 @@ func TestVerdictsEndToEnd(t *testing.T) {
 		!reflect.DeepEqual(mr["after"], wantAfter) {
 		t.Errorf("missing repair: %v", mr)
 	}
-	if id := repair.ID("orders", "warehouse", "1", "100", "upsert"); mr["id"] != id {
+	if id := repair.ID("orders", "warehouse", "1", "100", "upsert", compare.Digest{}.String()); mr["id"] != id {
 		t.Errorf("repair id %v, want the deterministic %s", mr["id"], id)
 	}
 	or := repByKey["orders/warehouse/2"].Body

@@ -252,11 +252,11 @@ func buildRoutes(cfg *config.Config, hasher *compare.Hasher) ([]consumer.Route, 
 		}
 		systems := append([]config.System{d.Source}, d.Targets...)
 		for i, s := range systems {
-			rules, err := compare.NewRules(d.Key, s.Rename, ignoreFor(d, s), d.Compare.Types, d.Compare.FloatTolerance)
+			rules, err := SystemRules(d, s)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("dataset %s system %s: %w", d.Name, s.Name, err)
 			}
-			dec, err := decoderFor(s)
+			dec, err := Decoder(s)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("dataset %s system %s: %w", d.Name, s.Name, err)
 			}
@@ -269,6 +269,12 @@ func buildRoutes(cfg *config.Config, hasher *compare.Hasher) ([]consumer.Route, 
 		policies[d.Name] = repair.Policy{Mode: d.Repair.Mode, AutoKinds: d.Repair.AutoKinds, Payload: d.Repair.Payload, MaxPerMinute: d.Repair.MaxPerMinute}
 	}
 	return routes, datasets, policies, nil
+}
+
+// SystemRules builds the normalization rules recon uses for system s of
+// dataset d. Tools that must judge rows exactly as recon does use it too.
+func SystemRules(d config.Dataset, s config.System) (*compare.Rules, error) {
+	return compare.NewRules(d.Key, s.Rename, ignoreFor(d, s), d.Compare.Types, d.Compare.FloatTolerance)
 }
 
 // ignoreFor adds a target's lineage field to the ignored columns: it is
@@ -284,7 +290,8 @@ func ignoreFor(d config.Dataset, s config.System) []string {
 	return append(slices.Clone(d.Compare.Ignore), field)
 }
 
-func decoderFor(s config.System) (consumer.Decoder, error) {
+// Decoder returns the decoder of system s's format.
+func Decoder(s config.System) (consumer.Decoder, error) {
 	version, err := compare.ParseVersionSpec(s.Version)
 	if err != nil {
 		return nil, err

@@ -201,6 +201,13 @@ func (e *Engine) foldChunk(items []Item) (*txn, error) {
 	tx := e.begin()
 	tx.started = time.Now()
 	now := e.now().UTC()
+	// One stored offset per partition, written once: items of a partition
+	// come in offset order.
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	next := make(map[tp]int64)
 	for i := range items {
 		it := &items[i]
 		switch {
@@ -214,7 +221,10 @@ func (e *Engine) foldChunk(items []Item) (*txn, error) {
 			r := it.Reject
 			tx.metric(func(m *Metrics) { m.dlq.WithLabelValues(r.Dataset, r.System, r.Reason).Inc() })
 		}
-		tx.batch.SetOffset(it.Topic, it.Partition, it.Offset+1)
+		next[tp{it.Topic, it.Partition}] = it.Offset + 1
+	}
+	for p, n := range next {
+		tx.batch.SetOffset(p.topic, p.partition, n)
 	}
 	return tx, nil
 }

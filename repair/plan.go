@@ -97,7 +97,10 @@ func (pl *Planner) Plan(now time.Time, in Input) Plan {
 		action = ActionDelete
 	}
 	r := Repair{
-		ID:             ID(in.Dataset, in.Target, in.Key.String(), in.SourceVersion.String(), action),
+		// The precondition is part of the id: after a repair was applied and a
+		// stale write undid it, the next repair of the same source version is
+		// a different repair, which a consumer deduplicating by id must apply.
+		ID:             ID(in.Dataset, in.Target, in.Key.String(), in.SourceVersion.String(), action, in.PreviousDigest.String()),
 		DivergenceID:   in.DivergenceID,
 		Dataset:        in.Dataset,
 		Target:         in.Target,

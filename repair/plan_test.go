@@ -54,7 +54,7 @@ func TestPlan(t *testing.T) {
 			if r.Action != tt.action || r.DryRun != tt.dryRun || (r.After != nil) != tt.after {
 				t.Fatalf("repair %+v", r)
 			}
-			if want := ID("orders", "wh", "42", "7", tt.action); r.ID != want {
+			if want := ID("orders", "wh", "42", "7", tt.action, compare.Digest{2}.String()); r.ID != want {
 				t.Fatalf("id %s, want the deterministic %s", r.ID, want)
 			}
 			if r.PreviousDigest != (compare.Digest{2}) || r.DivergenceID != "d1" || r.SourceVersion != "7" {
@@ -85,5 +85,21 @@ func TestBlastRadiusGuard(t *testing.T) {
 	}
 	if p := pl.Plan(now.Add(61*time.Second), in); p.Decision != Publish {
 		t.Fatalf("the budget should be back a minute later: %+v", p)
+	}
+}
+
+// Two repairs of the same source version that find different rows on the
+// target are different repairs: a stale write undid the first one.
+func TestRepairIDIncludesPrecondition(t *testing.T) {
+	pl := NewPlanner(map[string]Policy{"orders": {Mode: ModeAuto, AutoKinds: []string{"missing", "lagging"}}})
+	in := Input{Dataset: "orders", Target: "wh", Kind: compare.Missing, SourceVersion: compare.Version{A: 7}}
+	first := pl.Plan(time.Time{}, in)
+	in.Kind, in.PreviousDigest = compare.Lagging, compare.Digest{9}
+	second := pl.Plan(time.Time{}, in)
+	if first.Repair.ID == second.Repair.ID {
+		t.Fatal("a repair after a stale write reused the first repair's id")
+	}
+	if again := pl.Plan(time.Time{}, in); again.Repair.ID != second.Repair.ID {
+		t.Fatal("the same repair planned twice got two ids")
 	}
 }

@@ -3,55 +3,32 @@ package sim
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/recon-dev/recon/compare"
 	"github.com/recon-dev/recon/config"
 	"github.com/recon-dev/recon/consumer"
+	"github.com/recon-dev/recon/pipeline"
 )
 
 // system decodes and normalizes one system's records the way recon does.
 // The simulator digests rows through their own CDC records, so a row is
 // "equal" here exactly when recon would find it equal.
 type system struct {
-	dec   *consumer.DebeziumJSON
+	dec   consumer.Decoder
 	rules *compare.Rules
 }
 
-// newSystem builds the decoder and rules of s as pipeline.New does for each
-// route (its buildRoutes, decoderFor and ignoreFor are unexported, so this
-// repeats them; they must stay in step).
+// newSystem builds the decoder and rules of s exactly as the pipeline does.
 func newSystem(d config.Dataset, s config.System) (*system, error) {
-	rules, err := compare.NewRules(d.Key, s.Rename, ignoreFor(d, s), d.Compare.Types, d.Compare.FloatTolerance)
+	rules, err := pipeline.SystemRules(d, s)
 	if err != nil {
 		return nil, fmt.Errorf("system %s: %w", s.Name, err)
 	}
-	if s.Format != "debezium-json" {
-		return nil, fmt.Errorf("system %s: format %q: the simulator writes debezium-json", s.Name, s.Format)
-	}
-	version, err := compare.ParseVersionSpec(s.Version)
+	dec, err := pipeline.Decoder(s)
 	if err != nil {
 		return nil, fmt.Errorf("system %s: %w", s.Name, err)
 	}
-	lineage, err := compare.ParseLineageSpec(s.Lineage)
-	if err != nil {
-		return nil, fmt.Errorf("system %s: %w", s.Name, err)
-	}
-	return &system{dec: consumer.NewDebeziumJSON(version, lineage), rules: rules}, nil
-}
-
-// ignoreFor adds a target's lineage field to the ignored columns, as the
-// pipeline does: it is metadata the source row never has.
-func ignoreFor(d config.Dataset, s config.System) []string {
-	field, ok := strings.CutPrefix(s.Lineage, "field:")
-	if !ok {
-		return d.Compare.Ignore
-	}
-	if to, renamed := s.Rename[field]; renamed {
-		field = to
-	}
-	return append(slices.Clone(d.Compare.Ignore), field)
+	return &system{dec: dec, rules: rules}, nil
 }
 
 // change is one record decoded and normalized.
