@@ -35,10 +35,11 @@ type Hasher struct {
 // hashState is the per-call scratch: an HMAC whose Reset restores the keyed
 // state without rehashing the key, and buffers reused across calls.
 type hashState struct {
-	mac  hash.Hash
-	cols []column
-	buf  []byte
-	sum  [sha256.Size]byte
+	mac    hash.Hash
+	cols   []column
+	sorted bool // cols came sorted (Digest of Columns)
+	buf    []byte
+	sum    [sha256.Size]byte
 }
 
 type column struct {
@@ -69,24 +70,57 @@ func ColumnHash(v Value) uint64 {
 	return d.Sum64()
 }
 
-// Columns returns the hash of every column of row (see ColumnHash).
-func (h *Hasher) Columns(row Row) map[string]uint64 {
-	out := make(map[string]uint64, len(row))
-	for name, v := range row {
-		out[name] = ColumnHash(v)
+// Column is one column's name and hash (see ColumnHash).
+type Column struct {
+	Name string
+	Hash uint64
+}
+
+// Columns are a row's column hashes sorted by name: sorted once when built,
+// so digesting and storing them never sorts again.
+type Columns []Column
+
+// Get returns the hash of column name.
+func (c Columns) Get(name string) (uint64, bool) {
+	i, ok := slices.BinarySearchFunc(c, name, func(col Column, n string) int { return strings.Compare(col.Name, n) })
+	if !ok {
+		return 0, false
 	}
+	return c[i].Hash, true
+}
+
+// With returns c with column name set to hash, keeping the order; it may
+// reuse c's array.
+func (c Columns) With(name string, hash uint64) Columns {
+	i, ok := slices.BinarySearchFunc(c, name, func(col Column, n string) int { return strings.Compare(col.Name, n) })
+	if ok {
+		c[i].Hash = hash
+		return c
+	}
+	return slices.Insert(c, i, Column{name, hash})
+}
+
+// Columns returns the hash of every column of row (see ColumnHash), sorted.
+func (h *Hasher) Columns(row Row) Columns {
+	out := make(Columns, 0, len(row))
+	for name, v := range row {
+		out = append(out, Column{name, ColumnHash(v)})
+	}
+	slices.SortFunc(out, func(a, b Column) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
-// Digest is the keyed digest of a row given its column hashes: the HMAC of a
-// format byte followed, for each column in name order, by the name's length
-// as a uvarint, the name and the 8-byte big-endian hash. Length prefixes, not
-// separators, so that no column name can forge a boundary.
-func (h *Hasher) Digest(cols map[string]uint64) Digest {
+// Digest is the keyed digest of a row given its sorted column hashes: the
+// HMAC of a format byte followed, for each column in name order, by the
+// name's length as a uvarint, the name and the 8-byte big-endian hash.
+// Length prefixes, not separators, so that no column name can forge a
+// boundary.
+func (h *Hasher) Digest(cols Columns) Digest {
 	st := h.pool.Get().(*hashState)
-	for name, c := range cols {
-		st.cols = append(st.cols, column{name, c})
+	for _, c := range cols {
+		st.cols = append(st.cols, column{c.Name, c.Hash})
 	}
+	st.sorted = true
 	return h.finish(st)
 }
 
@@ -101,7 +135,10 @@ func (h *Hasher) RowDigest(row Row) Digest {
 
 // finish sorts, serializes and MACs st.cols, then returns st to the pool.
 func (h *Hasher) finish(st *hashState) Digest {
-	slices.SortFunc(st.cols, func(a, b column) int { return strings.Compare(a.name, b.name) })
+	if !st.sorted {
+		slices.SortFunc(st.cols, func(a, b column) int { return strings.Compare(a.name, b.name) })
+	}
+	st.sorted = false
 	b := append(st.buf[:0], digestFormat)
 	for _, c := range st.cols {
 		b = binary.AppendUvarint(b, uint64(len(c.name)))

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -96,14 +98,18 @@ func TestDigestOfColumns(t *testing.T) {
 		t.Error("RowDigest must equal Digest(Columns(row))")
 	}
 	for name, val := range row {
-		if cols[name] != ColumnHash(val) {
+		if got, ok := cols.Get(name); !ok || got != ColumnHash(val) {
 			t.Errorf("column %q hash differs from ColumnHash", name)
 		}
+	}
+	if !slices.IsSortedFunc(cols, func(a, b Column) int { return strings.Compare(a.Name, b.Name) }) {
+		t.Error("Columns must come sorted by name")
 	}
 	// An update that did not re-send the TOAST column: merge its previous hash.
 	update := Row{"id": v(KindInt, "1"), "n": v(KindFloat, "1.5")}
 	merged := h.Columns(update)
-	merged["body"] = cols["body"]
+	body, _ := cols.Get("body")
+	merged = merged.With("body", body)
 	if h.Digest(merged) != h.RowDigest(row) {
 		t.Error("a row completed with previous column hashes must digest like the full row")
 	}

@@ -139,7 +139,7 @@ type ChangeEvent struct {
 	Unchanged []string
 	// Cols are the Row's column hashes (Hasher.Columns), computed by the
 	// decoding stage when it can so the single writer does not have to.
-	Cols map[string]uint64
+	Cols Columns
 	// EventTime is when the change happened in its database (source.ts_ms), or the
 	// record timestamp when the format carries none.
 	EventTime time.Time

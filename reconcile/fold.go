@@ -56,8 +56,8 @@ func (t *txn) head(ev *compare.ChangeEvent, prev *state.Head, now time.Time) *st
 	}
 	for _, c := range ev.Unchanged {
 		if prev != nil && !prev.Deleted {
-			if v, ok := prev.Cols[c]; ok {
-				h.Cols[c] = v
+			if v, ok := prev.Cols.Get(c); ok {
+				h.Cols = h.Cols.With(c, v)
 				continue
 			}
 		}

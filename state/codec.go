@@ -185,13 +185,12 @@ func (e *encoder) head(h *Head) {
 	e.time(h.EventTime)
 	e.time(h.SeenAt)
 	e.buf = binary.AppendVarint(e.buf, int64(h.Partition))
+	// Cols are kept sorted by name (compare.Columns), as decoding requires.
 	e.uvarint(uint64(len(h.Cols)))
-	cols, mark := sortedKeys(e, h.Cols)
-	for _, col := range cols {
-		e.string(col)
-		e.buf = binary.LittleEndian.AppendUint64(e.buf, h.Cols[col])
+	for _, c := range h.Cols {
+		e.string(c.Name)
+		e.buf = binary.LittleEndian.AppendUint64(e.buf, c.Hash)
 	}
-	e.keys = e.keys[:mark]
 }
 
 func boolFlag(b bool, f byte) byte {
@@ -375,12 +374,12 @@ func (d *decoder) head(h *Head) {
 	}
 	h.Partition = int32(p)
 	if n := d.count("head columns", minHashCol); n > 0 {
-		h.Cols = make(map[string]uint64, n)
+		h.Cols = make(compare.Columns, 0, n)
 		prev := ""
 		for i := 0; i < n && d.err == nil; i++ {
 			col := d.string()
 			d.ascending("head column", i, prev, col)
-			h.Cols[col] = d.fixed64()
+			h.Cols = append(h.Cols, compare.Column{Name: col, Hash: d.fixed64()})
 			prev = col
 		}
 	}

@@ -33,7 +33,7 @@ func fullKeyState() *KeyState {
 			EventTime: at(1),
 			SeenAt:    at(2),
 			Partition: 5,
-			Cols:      map[string]uint64{"id": 1, "amount": 1 << 63, "note": 42},
+			Cols:      compare.Columns{{Name: "amount", Hash: 1 << 63}, {Name: "id", Hash: 1}, {Name: "note", Hash: 42}},
 		}
 	}
 	return &KeyState{
@@ -74,9 +74,9 @@ func fullKeyState() *KeyState {
 // with 10 columns, 8 history entries, 1 target in sync.
 func typicalKeyState() *KeyState {
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	cols := map[string]uint64{}
+	var cols compare.Columns
 	for i := range 10 {
-		cols[fmt.Sprintf("column_%d", i)] = uint64(i) * 0x9e3779b97f4a7c15
+		cols = append(cols, compare.Column{Name: fmt.Sprintf("column_%d", i), Hash: uint64(i) * 0x9e3779b97f4a7c15})
 	}
 	ks := &KeyState{
 		Key:           compare.Key{Fields: []string{"id"}, Values: []compare.Value{{Kind: compare.KindInt, Text: "123456"}}},

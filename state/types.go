@@ -36,7 +36,7 @@ type Head struct {
 	Partition int32
 	// Cols holds a hash per column so that a change that leaves TOAST columns
 	// out can be digested with their previous values.
-	Cols map[string]uint64
+	Cols compare.Columns
 }
 
 // HistoryEntry is one source version remembered to tell stale from wrong.
