@@ -53,12 +53,6 @@ func (p *Progress) revoke(topic string, partition int32) {
 	delete(p.parts[topic], partition)
 }
 
-func (p *Progress) revokeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.parts = make(map[string]map[int32]*partProgress)
-}
-
 // advanced records that everything before next is durably processed.
 func (p *Progress) advanced(topic string, partition int32, next int64, newest time.Time) {
 	p.mu.Lock()
@@ -112,13 +106,6 @@ func (p *Progress) CaughtUp(topic string, since, change time.Time, window time.D
 		return false
 	}
 	return true
-}
-
-// Assigned reports the partitions currently tracked for topic.
-func (p *Progress) Assigned(topic string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.parts[topic])
 }
 
 func (p *Progress) topics() []string {

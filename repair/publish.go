@@ -222,7 +222,7 @@ func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("reading the outbox: %w", err)
 	}
 	if len(recs) == 0 {
-		return 0, nil
+		return 0, p.probe(ctx)
 	}
 	_, err = p.cb.Execute(func() (struct{}, error) {
 		att := p.produce(ctx, recs)
@@ -246,6 +246,21 @@ func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("producing %d outbox records: %w", len(recs), err)
 	}
 	return len(recs), nil
+}
+
+// probe lets a breaker that is not closed learn whether the brokers are back
+// when there is nothing to publish: an idle recon must not report an open
+// breaker forever.
+func (p *Publisher) probe(ctx context.Context) error {
+	if p.cb.State() == gobreaker.StateClosed {
+		return nil
+	}
+	_, err := p.cb.Execute(func() (struct{}, error) {
+		pctx, cancel := context.WithTimeout(ctx, p.opts.ProduceTimeout)
+		defer cancel()
+		return struct{}{}, p.client.Ping(pctx)
+	})
+	return err
 }
 
 // produce hands recs to the producer; the attempt completes when every record
