@@ -100,6 +100,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		}
 	}()
 
+	if cfg.Outputs.Format != "" && cfg.Outputs.Format != "json" {
+		return nil, fmt.Errorf("outputs.format %q is not supported by this build yet: use json", cfg.Outputs.Format)
+	}
 	kopts, err := kafkaOpts(cfg.Kafka)
 	if err != nil {
 		return nil, err

@@ -119,6 +119,7 @@ func TestRunFailsAtStartWithOneLine(t *testing.T) {
 		{"unknown field", writeConfig(t, "127.0.0.1:9", "127.0.0.1:0", "bogus: 1\n"), "bogus: unknown field"},
 		{"two problems", writeConfig(t, "127.0.0.1:9", "127.0.0.1:0", "outputs: {format: xml, dlq: pg.orders}\n"), "outputs"},
 		{"unreachable broker", writeConfig(t, "127.0.0.1:9", "127.0.0.1:0", ""), "kafka unreachable"},
+		{"avro outputs not built", writeConfig(t, "127.0.0.1:9", "127.0.0.1:0", "schema_registry: {url: \"http://127.0.0.1:8081\"}\noutputs: {format: avro}\n"), "not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
