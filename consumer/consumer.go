@@ -130,6 +130,15 @@ func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
 		r := &opts.Routes[i]
 		c.routes[r.Topic] = r
 		topics = append(topics, r.Topic)
+		if m := opts.Metrics; m != nil {
+			// Zero series for alerts: a rate over nothing is no rate at all.
+			for _, reason := range []string{ReasonMalformed, ReasonUnknownOp, ReasonMissingVersion, ReasonBadValue, ReasonOversized, ReasonMissingKey, ReasonUnknownSchema} {
+				m.decodeErrors.WithLabelValues(r.Dataset, r.System, reason)
+			}
+			for _, kind := range []string{"tombstone", SkipTruncate, SkipMessage} {
+				m.skipped.WithLabelValues(r.Dataset, r.System, kind)
+			}
+		}
 	}
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(opts.Brokers...),

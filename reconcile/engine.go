@@ -108,10 +108,39 @@ func New(store *state.Store, opts Options) (*Engine, error) {
 		d := &opts.Datasets[i]
 		e.datasets[d.Name] = d
 	}
+	e.initSeries()
 	if err := e.initOpenGauge(); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// initSeries creates every series whose labels config fixes, at zero, so
+// dashboards and alerts see 0 rather than nothing before the first event.
+func (e *Engine) initSeries() {
+	m := e.opts.Metrics
+	if m == nil {
+		return
+	}
+	kinds := []compare.DivergenceKind{compare.Missing, compare.Orphan, compare.Lagging, compare.Conflict}
+	for _, d := range e.datasets {
+		for _, sys := range append([]System{d.Source}, d.Targets...) {
+			for _, op := range []compare.Op{compare.OpUpsert, compare.OpDelete} {
+				m.events.WithLabelValues(d.Name, sys.Name, op.String())
+			}
+			m.ignored.WithLabelValues(d.Name, sys.Name)
+			m.toastUnresolved.WithLabelValues(d.Name, sys.Name)
+		}
+		for _, t := range d.Targets {
+			for _, k := range kinds {
+				m.open.WithLabelValues(d.Name, t.Name, string(k))
+				m.opened.WithLabelValues(d.Name, t.Name, string(k))
+				m.resolved.WithLabelValues(d.Name, t.Name, string(k))
+			}
+			m.convergence.WithLabelValues(d.Name, t.Name)
+			m.detection.WithLabelValues(d.Name, t.Name)
+		}
+	}
 }
 
 // initOpenGauge counts the divergences left open by an earlier run so the
