@@ -373,18 +373,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	start("consumer", p.consumer.Run)
 	start("sweeper", func(ctx context.Context) error { return p.engine.RunSweeper(ctx, p.opts.SweepTick) })
 	if p.listener != nil {
-		start("http", func(ctx context.Context) error {
-			go func() {
-				<-ctx.Done()
-				sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
-				defer c()
-				p.http.Shutdown(sctx)
-			}()
-			if err := p.http.Serve(p.listener); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
+		start("http", p.serveHTTP)
 	}
 	p.log.Info("recon running", "datasets", len(p.cfg.Datasets), "http", p.Addr())
 	<-ctx.Done()
@@ -399,6 +388,27 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	p.log.Info("recon stopped")
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// serveHTTP serves until ctx is done, then shuts the server down, waiting a
+// little for requests in progress.
+func (p *Pipeline) serveHTTP(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- p.http.Serve(p.listener) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving http on %s: %w", p.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := p.http.Shutdown(sctx); err != nil {
+		p.log.Warn("http shutdown", "err", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
