@@ -424,8 +424,8 @@ func (p *Pipeline) Close() {
 		p.producer.Close()
 		p.producer = nil
 	}
-	if p.listener != nil && p.http == nil {
-		p.listener.Close()
+	if p.listener != nil {
+		p.listener.Close() // already closed if Run served on it
 	}
 	if p.store != nil {
 		if err := p.store.Close(); err != nil {
