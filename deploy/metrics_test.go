@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.yaml.in/yaml/v3"
 
@@ -302,10 +305,20 @@ datasets:
 		return fail(fmt.Errorf("produce: %w", err))
 	}
 
+	// What is exported is what a Prometheus server scraping /metrics sees.
 	gather := func() (map[string]string, error) {
-		mfs, err := p.Registry().Gather()
+		resp, err := http.Get("http://" + p.Addr() + "/metrics")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("scraping recon: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("scraping recon: %s", resp.Status)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("parsing the scrape: %w", err)
 		}
 		out := map[string]string{}
 		for _, mf := range mfs {
