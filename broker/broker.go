@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,9 +52,116 @@ type Options struct {
 	// internal errors at error. Nil discards them.
 	Logger *slog.Logger
 
+	// SASL, if its Mechanism is set, makes every client authenticate as its
+	// one superuser. The zero value accepts unauthenticated clients.
+	SASL SASL
+
+	// TLS, if set, serves TLS only. The zero value serves plaintext.
+	TLS TLS
+
 	// Extra options are applied after the broker's own, so they override
-	// them. For tests: fault injection, SASL, TLS.
+	// them. For tests: fault injection, more SASL users.
 	Extra []kfake.Opt
+}
+
+// SASL mechanisms the broker accepts; they are the ones recon's config
+// offers.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// ErrBadSecurity is returned by Start when the SASL or TLS options
+// contradict each other or name what does not exist.
+var ErrBadSecurity = errors.New("invalid security options")
+
+// SASL is the superuser a SASL-enabled broker accepts. Mechanism is one of
+// SASLPlain, SASLScramSHA256 or SASLScramSHA512; User and Password are then
+// required. kfake speaks the mechanism it was seeded with only.
+type SASL struct {
+	Mechanism string
+	User      string
+	Password  string
+}
+
+// TLS is the broker's listener certificate, given either as a ready Config or
+// as PEM files, not both.
+type TLS struct {
+	// Config is used as is; the files below must then be empty.
+	Config *tls.Config
+
+	// CertFile and KeyFile are the server certificate and its key; they go
+	// together.
+	CertFile string
+	KeyFile  string
+
+	// ClientCAFile, if set, requires every client to present a certificate
+	// signed by one of its CAs (tls.RequireAndVerifyClientCert). It needs
+	// CertFile and KeyFile.
+	ClientCAFile string
+}
+
+// Enabled reports whether any TLS setting is present.
+func (t TLS) Enabled() bool {
+	return t.Config != nil || t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != ""
+}
+
+// config builds the listener's tls.Config from t, which must be Enabled.
+func (t TLS) config() (*tls.Config, error) {
+	if t.Config != nil {
+		if t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != "" {
+			return nil, fmt.Errorf("%w: tls config and tls files are exclusive", ErrBadSecurity)
+		}
+		return t.Config, nil
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		return nil, fmt.Errorf("%w: tls cert file and key file go together", ErrBadSecurity)
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tls certificate %s: %w", ErrBadSecurity, t.CertFile, err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tls client CA: %w", ErrBadSecurity, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: tls client CA %s: no certificates found", ErrBadSecurity, t.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// securityOpts turns opts' SASL and TLS into kfake options.
+func securityOpts(s SASL, t TLS) ([]kfake.Opt, error) {
+	var kopts []kfake.Opt
+	switch s.Mechanism {
+	case "":
+		if s.User != "" || s.Password != "" {
+			return nil, fmt.Errorf("%w: sasl user or password without a mechanism", ErrBadSecurity)
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if s.User == "" || s.Password == "" {
+			return nil, fmt.Errorf("%w: sasl mechanism %s needs a user and a password", ErrBadSecurity, s.Mechanism)
+		}
+		kopts = append(kopts, kfake.EnableSASL(), kfake.Superuser(s.Mechanism, s.User, s.Password))
+	default:
+		return nil, fmt.Errorf("%w: sasl mechanism %q: want %s, %s or %s", ErrBadSecurity, s.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+	}
+	if t.Enabled() {
+		tc, err := t.config()
+		if err != nil {
+			return nil, err
+		}
+		kopts = append(kopts, kfake.TLS(tc))
+	}
+	return kopts, nil
 }
 
 // Broker is a running embedded broker. Close it to release its port and to
@@ -87,6 +196,10 @@ func Start(opts Options) (*Broker, error) {
 			return nil, errors.New("seeded topic with an empty name")
 		}
 	}
+	secOpts, err := securityOpts(opts.SASL, opts.TLS)
+	if err != nil {
+		return nil, err
+	}
 
 	unlock := func() error { return nil }
 	if opts.DataDir != "" {
@@ -117,6 +230,7 @@ func Start(opts Options) (*Broker, error) {
 	if opts.DataDir != "" {
 		kopts = append(kopts, kfake.DataDir(opts.DataDir))
 	}
+	kopts = append(kopts, secOpts...)
 	kopts = append(kopts, opts.Extra...)
 
 	c, err := kfake.NewCluster(kopts...)

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -227,6 +228,13 @@ func pingAndEnsureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := cl.Ping(pctx); err != nil {
+		if sasl := cfg.Kafka.SASL; sasl.Mechanism != "" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			// Some brokers close the connection on bad credentials rather
+			// than answer SASL_AUTHENTICATION_FAILED; say what it most
+			// likely means.
+			return fmt.Errorf("kafka at %v closed the connection during %s authentication as %q: check kafka.sasl credentials: %w",
+				cfg.Kafka.Brokers, sasl.Mechanism, sasl.Username, err)
+		}
 		return fmt.Errorf("kafka unreachable at %v: %w", cfg.Kafka.Brokers, err)
 	}
 	adm := kadm.NewClient(cl)
