@@ -223,3 +223,37 @@ func TestNewStateDirReadsFromTheStart(t *testing.T) {
 		t.Fatalf("the same divergence got a new id: %v vs %v", divs[1].Body["id"], first[0].Body["id"])
 	}
 }
+
+// A flat-json target (Debezium's unwrap SMT, deletes as __deleted rows) is
+// judged against a schema-wrapped Postgres source like any other.
+func TestFlatJSONTarget(t *testing.T) {
+	h := newHarnessWith(t, 500*time.Millisecond, "auto", "flat-json", "lsn")
+	p, _ := h.start()
+	flat := func(id, lsn, srcLSN int64, amount, status string, deleted bool) {
+		h.produce(tgtTopic, fmt.Sprintf(`{"order_id":%d}`, id), fmt.Sprintf(
+			`{"order_id":%d,"amount":"%s","status":"%s","created_at":"%s","loaded_at":"x","_src_lsn":%d,"__op":"c","__lsn":%d,"__source_ts_ms":%d,"__deleted":"%t"}`,
+			id, amount, status, created.Format(time.RFC3339Nano), srcLSN, lsn, time.Now().UnixMilli(), deleted))
+	}
+	r := func(id int64, amount string) row { return row{ID: id, Amount: amount, Status: "new", Created: created} }
+	h.source("c", 100, r(1, "10.00"))
+	flat(1, 5000, 100, "10.00", "new", false) // in sync
+	h.source("c", 200, r(2, "20.00"))
+	flat(2, 5001, 200, "20.00", "new", false)
+	h.source("d", 210, r(2, "20.00"))
+	flat(2, 5002, 200, "20.00", "new", true) // the delete, as a rewritten row
+	h.source("c", 300, r(3, "30.00"))
+	flat(3, 5003, 300, "31.00", "new", false) // a wrong amount: conflict
+	waitFor(t, 10*time.Second, "key 1 in sync", inSync(p, "1"))
+	divs := h.waitOutputs(h.cfg.Outputs.Divergences, 1)
+	h.source("c", 9900, r(99, "1.00")) // marker
+	waitFor(t, 10*time.Second, "the marker's verdict", func() bool { return len(h.outputs(h.cfg.Outputs.Divergences)) >= 2 })
+	divs = h.outputs(h.cfg.Outputs.Divergences)
+	got := map[string]any{}
+	for _, d := range divs {
+		got[d.Key] = d.Body["kind"]
+	}
+	want := map[string]any{"orders/warehouse/3": "conflict", "orders/warehouse/99": "missing"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("divergences %v, want %v", got, want)
+	}
+}

@@ -45,6 +45,12 @@ type outEvent struct {
 
 func newHarness(t *testing.T, window time.Duration, mode string) *harness {
 	t.Helper()
+	return newHarnessWith(t, window, mode, "debezium-json", "position")
+}
+
+// newHarnessWith lets the target's format and version vary.
+func newHarnessWith(t *testing.T, window time.Duration, mode, tgtFormat, tgtVersion string) *harness {
+	t.Helper()
 	b, err := broker.Start(broker.Options{Partitions: 1, Topics: []string{srcTopic, tgtTopic}})
 	if err != nil {
 		t.Fatal(err)
@@ -61,11 +67,11 @@ datasets:
     window: %s
     source: {name: postgres, topic: %s, format: debezium-json, version: lsn}
     targets:
-      - {name: warehouse, topic: %s, format: debezium-json, version: position,
+      - {name: warehouse, topic: %s, format: %s, version: %s,
          lineage: "field:_src_lsn", rename: {order_id: id}}
     compare: {ignore: [updated_at, loaded_at], types: {amount: "decimal(2)", created_at: timestamp}}
     repair: {mode: %s, auto_kinds: [missing, lagging, orphan], payload: full}
-`, b.Addr(), t.TempDir(), window, srcTopic, tgtTopic, mode)
+`, b.Addr(), t.TempDir(), window, srcTopic, tgtTopic, tgtFormat, tgtVersion, mode)
 	cfg, err := config.Parse([]byte(cfgText), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)

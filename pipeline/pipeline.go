@@ -314,6 +314,8 @@ func Decoder(s config.System) (consumer.Decoder, error) {
 	switch s.Format {
 	case "debezium-json":
 		return consumer.NewDebeziumJSON(version, lineage), nil
+	case "flat-json":
+		return consumer.NewFlatJSON(version, lineage), nil
 	default:
 		return nil, fmt.Errorf("format %q is not supported by this build yet", s.Format)
 	}
