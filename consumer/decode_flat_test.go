@@ -6,37 +6,14 @@ import (
 	"github.com/recon-dev/recon/compare"
 )
 
-// runFlatCases is runDecodeCases for flat-json: both JSON libraries, each
-// record decoded twice (the second may take the cached-schema fast path).
+// runFlatCases is runDecodeCases for flat-json.
 func runFlatCases(t *testing.T, cases []decodeCase) {
 	t.Helper()
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			vs := tc.version
-			if vs == "" {
-				vs = "offset"
-			}
-			version, err := compare.ParseVersionSpec(vs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lineage, err := compare.ParseLineageSpec(tc.lineage)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, lib := range []struct {
-				name string
-				fn   func([]byte, any) error
-			}{{"goccy", unmarshalNumbers}, {"encoding/json", stdUnmarshal}} {
-				d := NewFlatJSON(version, lineage)
-				d.dj.unmarshal = lib.fn
-				for pass := range 2 {
-					got, err := d.Decode(tc.key, tc.value, meta)
-					checkDecode(t, lib.name, pass, tc, got, err)
-				}
-			}
-		})
-	}
+	runCases(t, cases, "offset", func(v, l compare.VersionSpec, unmarshal func([]byte, any) error) Decoder {
+		d := NewFlatJSON(v, l)
+		d.dj.unmarshal = unmarshal
+		return d
+	})
 }
 
 // offV is the offset version of meta (offset 7, plus one).

@@ -29,11 +29,25 @@ type decodeCase struct {
 
 func runDecodeCases(t *testing.T, cases []decodeCase) {
 	t.Helper()
+	runCases(t, cases, "lsn", func(v, l compare.VersionSpec, unmarshal func([]byte, any) error) Decoder {
+		d := NewDebeziumJSON(v, l)
+		d.unmarshal = unmarshal
+		return d
+	})
+}
+
+// runCases runs table cases against decoders from mk, once per JSON library:
+// encoding/json is the reference the production library must match. Each
+// record is decoded twice: the first call parses a schema wrapper, the second
+// takes the cached-schema fast path; both must agree.
+func runCases(t *testing.T, cases []decodeCase, defaultVersion string,
+	mk func(v, l compare.VersionSpec, unmarshal func([]byte, any) error) Decoder) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			vs := tc.version
 			if vs == "" {
-				vs = "lsn"
+				vs = defaultVersion
 			}
 			version, err := compare.ParseVersionSpec(vs)
 			if err != nil {
@@ -43,15 +57,11 @@ func runDecodeCases(t *testing.T, cases []decodeCase) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// encoding/json is the reference the production JSON library must match.
 			for _, lib := range []struct {
 				name string
 				fn   func([]byte, any) error
 			}{{"goccy", unmarshalNumbers}, {"encoding/json", stdUnmarshal}} {
-				d := NewDebeziumJSON(version, lineage)
-				d.unmarshal = lib.fn
-				// Twice: the first call parses the schema wrapper, the second
-				// takes the cached-schema fast path; both must agree.
+				d := mk(version, lineage, lib.fn)
 				for pass := range 2 {
 					got, err := d.Decode(tc.key, tc.value, meta)
 					checkDecode(t, lib.name, pass, tc, got, err)
