@@ -151,19 +151,7 @@ func TestSecureBroker(t *testing.T) {
 		{"tls client certs and scram-sha-512", broker.SASLScramSHA512, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := broker.Options{Topics: []string{srcTopic, tgtTopic},
-				SASL: broker.SASL{Mechanism: tc.mech, User: "recon", Password: "s3cret"}}
-			extra := saslYAML(tc.mech, "recon", "s3cret")
-			if tc.tls {
-				opts.TLS = broker.TLS{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CA}
-				extra += tlsYAML(pki)
-			}
-			b, err := broker.Start(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
-			cfg := secureConfig(t, b.Addr(), extra)
+			b, cfg := startSecure(t, pki, tc.mech, tc.tls, "s3cret")
 
 			kopts, err := kafkaOpts(cfg.Kafka)
 			if err != nil {
@@ -244,18 +232,7 @@ func TestSecureBrokerWrongPassword(t *testing.T) {
 			name += " over tls"
 		}
 		t.Run(name, func(t *testing.T) {
-			opts := broker.Options{SASL: broker.SASL{Mechanism: tc.mech, User: "recon", Password: "s3cret"}}
-			extra := saslYAML(tc.mech, "recon", "wrong")
-			if tc.tls {
-				opts.TLS = broker.TLS{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CA}
-				extra += tlsYAML(pki)
-			}
-			b, err := broker.Start(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
-			cfg := secureConfig(t, b.Addr(), extra)
+			b, cfg := startSecure(t, pki, tc.mech, tc.tls, "wrong")
 
 			p, err := New(context.Background(), cfg, Options{})
 			if err == nil {
@@ -271,4 +248,24 @@ func TestSecureBrokerWrongPassword(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startSecure starts a broker whose superuser "recon" has password s3cret
+// (and TLS with client certificates when withTLS), and a recon config that
+// logs in with password.
+func startSecure(t *testing.T, pki testPKI, mech string, withTLS bool, password string) (*broker.Broker, *config.Config) {
+	t.Helper()
+	opts := broker.Options{Topics: []string{srcTopic, tgtTopic},
+		SASL: broker.SASL{Mechanism: mech, User: "recon", Password: "s3cret"}}
+	extra := saslYAML(mech, "recon", password)
+	if withTLS {
+		opts.TLS = broker.TLS{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CA}
+		extra += tlsYAML(pki)
+	}
+	b, err := broker.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, secureConfig(t, b.Addr(), extra)
 }
