@@ -198,7 +198,6 @@ const (
 // running is a recon started against an in-memory broker, shared by the
 // tests that need the names a running recon exports.
 type running struct {
-	p        *pipeline.Pipeline
 	exported map[string]string // name → type, as gathered
 	note     error             // traffic that did not show in time
 	err      error

@@ -244,10 +244,10 @@ func TestFlatJSONTarget(t *testing.T) {
 	h.source("c", 300, r(3, "30.00"))
 	flat(3, 5003, 300, "31.00", "new", false) // a wrong amount: conflict
 	waitFor(t, 10*time.Second, "key 1 in sync", inSync(p, "1"))
-	divs := h.waitOutputs(h.cfg.Outputs.Divergences, 1)
+	h.waitOutputs(h.cfg.Outputs.Divergences, 1)
 	h.source("c", 9900, r(99, "1.00")) // marker
 	waitFor(t, 10*time.Second, "the marker's verdict", func() bool { return len(h.outputs(h.cfg.Outputs.Divergences)) >= 2 })
-	divs = h.outputs(h.cfg.Outputs.Divergences)
+	divs := h.outputs(h.cfg.Outputs.Divergences)
 	got := map[string]any{}
 	for _, d := range divs {
 		got[d.Key] = d.Body["kind"]

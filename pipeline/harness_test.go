@@ -33,7 +33,6 @@ type harness struct {
 
 	mu     sync.Mutex
 	events []outEvent
-	stopRd func()
 }
 
 type outEvent struct {
