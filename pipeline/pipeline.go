@@ -47,9 +47,6 @@ type Options struct {
 	ListInterval time.Duration
 	// ShutdownTimeout bounds the outbox flush on shutdown (default 10s).
 	ShutdownTimeout time.Duration
-	// Listener serves HTTP instead of listening on cfg.HTTP.Listen; "-" in
-	// cfg.HTTP.Listen disables HTTP.
-	Listener net.Listener
 	// ExtraKafka are appended to both clients' options (tests: fault hooks).
 	ExtraKafka []kgo.Opt
 	// RulesVersion is stamped on every event (default "1").
@@ -171,15 +168,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		return nil, err
 	}
 
-	if opts.Listener != nil {
-		p.listener = opts.Listener
-	} else if cfg.HTTP.Listen != "-" {
+	// "-" disables HTTP: tools that embed recon (bench) need no endpoints.
+	if cfg.HTTP.Listen != "-" {
 		p.listener, err = net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 		}
 	}
-	p.http = &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	p.http = &http.Server{Handler: p.handler(), ReadHeaderTimeout: 5 * time.Second}
 	return p, nil
 }
 
@@ -338,8 +334,8 @@ func (p *Pipeline) Addr() string {
 // Ready reports whether the state is open and the consumer joined its group.
 func (p *Pipeline) Ready() bool { return p.store != nil && p.consumer != nil && p.consumer.Joined() }
 
-// Handler serves /metrics, /healthz and /readyz.
-func (p *Pipeline) Handler() http.Handler {
+// handler serves /metrics, /healthz and /readyz.
+func (p *Pipeline) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{Registry: p.registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

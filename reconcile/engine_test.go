@@ -43,24 +43,31 @@ func newFixture(t *testing.T, mode string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
-	prog := &caughtUp{ok: true}
-	e, err := New(st, Options{
+	f := &fixture{t: t, store: st, clk: &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}, prog: &caughtUp{ok: true}, rules: rules}
+	f.e = f.engine(mode, System{Name: "wh", Topic: "tgt"})
+	return f
+}
+
+// engine builds an engine over the fixture's store with the given targets,
+// as a restart with a changed config would.
+func (f *fixture) engine(mode string, targets ...System) *Engine {
+	f.t.Helper()
+	e, err := New(f.store, Options{
 		Datasets: []Dataset{{
 			Name: "orders", Window: 30 * time.Second, PayloadFull: true,
 			Source:  System{Name: "pg", Topic: "src"},
-			Targets: []System{{Name: "wh", Topic: "tgt"}},
+			Targets: targets,
 		}},
 		Outputs:  Outputs{Divergences: "div", Repairs: "rep", DLQ: "dlq"},
 		Hasher:   compare.NewHasher([]byte("0123456789abcdef")),
 		Planner:  repair.NewPlanner(map[string]repair.Policy{"orders": {Mode: mode, AutoKinds: []string{"missing", "lagging", "orphan"}}}),
-		Progress: prog,
-		Now:      clk.now,
+		Progress: f.prog,
+		Now:      f.clk.now,
 	})
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	return &fixture{t: t, e: e, store: st, clk: clk, prog: prog, rules: rules}
+	return e
 }
 
 // change applies one event of system sys ("pg" or "wh") at version v.
@@ -244,5 +251,23 @@ func TestTargetDeleteLineageIsNotAMismatch(t *testing.T) {
 	f.clk.advance(29 * time.Second)
 	if res := f.sweep(); res.Fired != 0 {
 		t.Fatal("the re-insert was judged before its own window expired")
+	}
+}
+
+// A window of a target removed from config is closed, not left waiting for a
+// topic nothing reads any more, where it would crowd the due timers.
+func TestWindowOfRemovedTargetIsDropped(t *testing.T) {
+	f := newFixture(t, "auto")
+	f.change("pg", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	if _, ok, _ := f.store.NextDeadline(); !ok {
+		t.Fatal("the missing key should have an open window")
+	}
+	f.e = f.engine("auto", System{Name: "other", Topic: "other"})
+	f.clk.advance(time.Minute)
+	if res := f.sweep(); res.Fired != 0 || res.Waiting != 0 {
+		t.Fatalf("sweep %+v, want the window dropped", res)
+	}
+	if next, ok, _ := f.store.NextDeadline(); ok {
+		t.Fatalf("a timer is left at %v", next)
 	}
 }

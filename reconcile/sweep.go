@@ -88,11 +88,17 @@ func (t *txn) fire(tm state.Timer, now time.Time) (fired, waiting bool, err erro
 		t.setDeadline(d, ts, tm.Key, tm.Target, st.Deadline.UTC())
 		return false, false, nil
 	}
+	tt, ok := d.target(tm.Target)
+	if !ok {
+		// A target removed from config: nothing reads it, so its windows
+		// would wait forever and crowd the due timers.
+		t.setDeadline(d, ts, tm.Key, tm.Target, time.Time{})
+		return false, false, nil
+	}
 	change := st.Basis.EventTime
 	if !t.e.opts.Progress.CaughtUp(d.Source.Topic, tm.Deadline, change, d.Window) {
 		return false, true, nil
 	}
-	tt, _ := d.target(tm.Target)
 	if !t.e.opts.Progress.CaughtUp(tt.Topic, tm.Deadline, change, d.Window) {
 		return false, true, nil
 	}
