@@ -271,13 +271,15 @@ type txn struct {
 	created  map[string]bool            // states the store does not hold yet
 	order    []string
 	outboxed int
-	// effects are applied to metrics only once the commit succeeded.
+	// effects and counts are applied to metrics only once the commit succeeded.
 	effects []func(*Metrics)
+	counts  map[eventCount]int
 	started time.Time
 }
 
 func (e *Engine) begin() *txn {
-	return &txn{e: e, batch: e.getBatch(), states: make(map[string]*state.KeyState), created: make(map[string]bool)}
+	return &txn{e: e, batch: e.getBatch(), states: make(map[string]*state.KeyState), created: make(map[string]bool),
+		counts: make(map[eventCount]int)}
 }
 
 // getBatch reuses the arena of a committed batch: a chunk's batch holds a
@@ -372,8 +374,17 @@ func (t *txn) submit(done chan<- error) {
 			return
 		}
 		t.e.putBatch(t.batch)
-		for _, f := range t.effects {
-			f(t.e.opts.Metrics)
+		if m := t.e.opts.Metrics; m != nil {
+			for _, f := range t.effects {
+				f(m)
+			}
+			for c, n := range t.counts {
+				if c.op == "" {
+					m.ignored.WithLabelValues(c.dataset, c.system).Add(float64(n))
+				} else {
+					m.events.WithLabelValues(c.dataset, c.system, c.op).Add(float64(n))
+				}
+			}
 		}
 		if m := t.e.opts.Metrics; m != nil && !t.started.IsZero() {
 			m.batches.Observe(time.Since(t.started).Seconds())

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/recon-dev/recon/compare"
 	"github.com/recon-dev/recon/repair"
 	"github.com/recon-dev/recon/state"
@@ -269,5 +272,40 @@ func TestWindowOfRemovedTargetIsDropped(t *testing.T) {
 	}
 	if next, ok, _ := f.store.NextDeadline(); ok {
 		t.Fatalf("a timer is left at %v", next)
+	}
+}
+
+// Per-event counters are exact: folded events by op, and ignored ones apart.
+func TestEventCounters(t *testing.T) {
+	f := newFixture(t, "auto")
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, func() (int64, int64) { return 0, 0 })
+	e, err := New(f.store, Options{
+		Datasets: []Dataset{{Name: "orders", Window: 30 * time.Second, Source: System{Name: "pg", Topic: "src"},
+			Targets: []System{{Name: "wh", Topic: "tgt"}}}},
+		Hasher: compare.NewHasher([]byte("0123456789abcdef")), Planner: repair.NewPlanner(nil),
+		Progress: f.prog, Metrics: m, Now: f.clk.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.e = e
+	f.change("pg", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	f.change("pg", 1, compare.OpUpsert, row(1, "1.00", "new")) // duplicate
+	f.change("pg", 2, compare.OpDelete, row(1, "1.00", "new"))
+	f.change("wh", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	for _, c := range []struct {
+		got  prometheus.Collector
+		want float64
+	}{
+		{m.events.WithLabelValues("orders", "pg", "upsert"), 1},
+		{m.events.WithLabelValues("orders", "pg", "delete"), 1},
+		{m.events.WithLabelValues("orders", "wh", "upsert"), 1},
+		{m.ignored.WithLabelValues("orders", "pg"), 1},
+		{m.ignored.WithLabelValues("orders", "wh"), 0},
+	} {
+		if v := testutil.ToFloat64(c.got); v != c.want {
+			t.Errorf("counter = %v, want %v", v, c.want)
+		}
 	}
 }

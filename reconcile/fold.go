@@ -28,11 +28,10 @@ func (t *txn) fold(ev *compare.ChangeEvent, now time.Time) error {
 		changed = t.foldTarget(d, ks, ev, now)
 	}
 	if !changed {
-		t.metric(func(m *Metrics) { m.ignored.WithLabelValues(ev.Dataset, ev.System).Inc() })
+		t.count(eventCount{ev.Dataset, ev.System, ""})
 		return nil
 	}
-	op := ev.Op.String()
-	t.metric(func(m *Metrics) { m.events.WithLabelValues(ev.Dataset, ev.System, op).Inc() })
+	t.count(eventCount{ev.Dataset, ev.System, ev.Op.String()})
 	if ev.System == d.Source.Name {
 		for _, tg := range d.Targets {
 			t.reassess(d, ks, key, tg.Name, now, false)
@@ -41,6 +40,17 @@ func (t *txn) fold(ev *compare.ChangeEvent, now time.Time) error {
 	}
 	t.reassess(d, ks, key, ev.System, now, true)
 	return nil
+}
+
+// eventCount labels the per-event counters; an empty op counts an ignored
+// event. Counting per batch keeps a closure and a label lookup per event off
+// the single writer's path.
+type eventCount struct{ dataset, system, op string }
+
+func (t *txn) count(c eventCount) {
+	if t.e.opts.Metrics != nil {
+		t.counts[c]++
+	}
 }
 
 // head digests an event's row, keeping the previous values of columns the
