@@ -16,21 +16,11 @@ import (
 // encoding/json.
 func FuzzFlatJSON(f *testing.F) {
 	f.Add([]byte(`{"id":42}`), []byte(`{"id":42,"status":"paid","__op":"u","__source_ts_ms":1718454600123,"__deleted":"false"}`))
-	specs := []struct{ version, lineage string }{
-		{"lsn", ""}, {"position", ""}, {"field:version", ""}, {"field:__source_txId", ""}, {"offset", "field:_src_lsn"},
-	}
-	decoders := make([]*FlatJSON, len(specs))
-	for i, s := range specs {
-		v, err := compare.ParseVersionSpec(s.version)
-		if err != nil {
-			f.Fatal(err)
-		}
-		l, err := compare.ParseLineageSpec(s.lineage)
-		if err != nil {
-			f.Fatal(err)
-		}
-		// Shared across inputs, so that schemas cached by one input meet the next.
-		decoders[i] = NewFlatJSON(v, l)
+	settings := []string{"lsn", "position", "field:version", "field:__source_txId", "offset|field:_src_lsn"}
+	var decoders []*FlatJSON
+	// Shared across inputs, so that schemas cached by one input meet the next.
+	for _, sp := range fuzzSpecs(f, settings...) {
+		decoders = append(decoders, NewFlatJSON(sp[0], sp[1]))
 	}
 	reference := NewFlatJSON(compare.VersionSpec{Kind: compare.VersionField, Field: "version"}, compare.VersionSpec{})
 	reference.dj.unmarshal = stdUnmarshal
@@ -38,21 +28,21 @@ func FuzzFlatJSON(f *testing.F) {
 		want, wantErr := reference.Decode(key, value, meta)
 		for i, d := range decoders {
 			first, err1 := d.Decode(key, value, meta)
-			checkFuzzResult(t, specs[i].version, first, err1)
+			checkFuzzResult(t, settings[i], first, err1)
 			for name := range first.Row {
 				if strings.HasPrefix(name, "__") {
-					t.Fatalf("%s: metadata %q left in the row", specs[i].version, name)
+					t.Fatalf("%s: metadata %q left in the row", settings[i], name)
 				}
 			}
 			second, err2 := d.Decode(key, value, meta)
-			checkFuzzResult(t, specs[i].version, second, err2)
+			checkFuzzResult(t, settings[i], second, err2)
 			if (err1 == nil) != (err2 == nil) || (err1 != nil && err1.Error() != err2.Error()) {
-				t.Fatalf("%s: decodes disagree: %v / %v", specs[i].version, err1, err2)
+				t.Fatalf("%s: decodes disagree: %v / %v", settings[i], err1, err2)
 			}
 			if err1 == nil && !sameDecoded(first, second) {
-				t.Fatalf("%s: decodes disagree:\n%s\n%s", specs[i].version, showDecoded(first), showDecoded(second))
+				t.Fatalf("%s: decodes disagree:\n%s\n%s", settings[i], showDecoded(first), showDecoded(second))
 			}
-			if specs[i].version == "field:version" && !sameOutcome(first, err1, want, wantErr) {
+			if settings[i] == "field:version" && !sameOutcome(first, err1, want, wantErr) {
 				t.Fatalf("goccy and encoding/json disagree:\n%s %v\n%s %v", showDecoded(first), err1, showDecoded(want), wantErr)
 			}
 		}

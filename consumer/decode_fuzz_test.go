@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/recon-dev/recon/compare"
@@ -20,21 +21,11 @@ var decodeReasons = []string{
 // second decode (which may take the cached-schema fast path) agrees with the first.
 func FuzzDebeziumJSON(f *testing.F) {
 	f.Add([]byte(`{"id":42}`), []byte(pgEvent("u", `{"id":42,"status":"new"}`, `{"id":42,"status":"paid"}`)))
-	specs := []struct{ version, lineage string }{
-		{"lsn", ""}, {"position", ""}, {"field:version", ""}, {"field:updated_at", ""}, {"offset", "field:_src_lsn"},
-	}
-	decoders := make([]*DebeziumJSON, len(specs))
-	for i, s := range specs {
-		v, err := compare.ParseVersionSpec(s.version)
-		if err != nil {
-			f.Fatal(err)
-		}
-		l, err := compare.ParseLineageSpec(s.lineage)
-		if err != nil {
-			f.Fatal(err)
-		}
-		// Shared across inputs, so that schemas cached by one input meet the next.
-		decoders[i] = NewDebeziumJSON(v, l)
+	settings := []string{"lsn", "position", "field:version", "field:updated_at", "offset|field:_src_lsn"}
+	var decoders []*DebeziumJSON
+	// Shared across inputs, so that schemas cached by one input meet the next.
+	for _, sp := range fuzzSpecs(f, settings...) {
+		decoders = append(decoders, NewDebeziumJSON(sp[0], sp[1]))
 	}
 	// encoding/json is the reference: the production library must agree with it.
 	reference := NewDebeziumJSON(compare.VersionSpec{Kind: compare.VersionField, Field: "version"}, compare.VersionSpec{})
@@ -43,16 +34,16 @@ func FuzzDebeziumJSON(f *testing.F) {
 		want, wantErr := reference.Decode(key, value, meta)
 		for i, d := range decoders {
 			first, err1 := d.Decode(key, value, meta)
-			checkFuzzResult(t, specs[i].version, first, err1)
+			checkFuzzResult(t, settings[i], first, err1)
 			second, err2 := d.Decode(key, value, meta)
-			checkFuzzResult(t, specs[i].version, second, err2)
+			checkFuzzResult(t, settings[i], second, err2)
 			if (err1 == nil) != (err2 == nil) || (err1 != nil && err1.Error() != err2.Error()) {
-				t.Fatalf("%s: decodes disagree: %v / %v", specs[i].version, err1, err2)
+				t.Fatalf("%s: decodes disagree: %v / %v", settings[i], err1, err2)
 			}
 			if err1 == nil && !sameDecoded(first, second) {
-				t.Fatalf("%s: decodes disagree:\n%s\n%s", specs[i].version, showDecoded(first), showDecoded(second))
+				t.Fatalf("%s: decodes disagree:\n%s\n%s", settings[i], showDecoded(first), showDecoded(second))
 			}
-			if specs[i].version == "field:version" && !sameOutcome(first, err1, want, wantErr) {
+			if settings[i] == "field:version" && !sameOutcome(first, err1, want, wantErr) {
 				t.Fatalf("goccy and encoding/json disagree:\n%s %v\n%s %v", showDecoded(first), err1, showDecoded(want), wantErr)
 			}
 		}
@@ -107,4 +98,23 @@ func checkFuzzResult(t *testing.T, spec string, got Decoded, err error) {
 	if err := noFloats(got.Key); err != nil {
 		t.Fatalf("%s: key: %v", spec, err)
 	}
+}
+
+// fuzzSpecs parses "version" or "version|lineage" settings for fuzz targets.
+func fuzzSpecs(f *testing.F, settings ...string) [][2]compare.VersionSpec {
+	f.Helper()
+	out := make([][2]compare.VersionSpec, 0, len(settings))
+	for _, s := range settings {
+		version, lineage, _ := strings.Cut(s, "|")
+		v, err := compare.ParseVersionSpec(version)
+		if err != nil {
+			f.Fatal(err)
+		}
+		l, err := compare.ParseLineageSpec(lineage)
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, [2]compare.VersionSpec{v, l})
+	}
+	return out
 }
