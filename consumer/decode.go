@@ -191,7 +191,7 @@ func (d *DebeziumJSON) readValue(value []byte) (*envelopeWire, *schemaEntry, *De
 		}
 		env := new(envelopeWire)
 		if d.unmarshal(payload, env) == nil {
-			return env, e, e.valueErr()
+			return env, e, e.valueErr("an envelope")
 		}
 		// Fall through so that the error names the whole record.
 	}
@@ -214,7 +214,7 @@ func (d *DebeziumJSON) readValue(value []byte) (*envelopeWire, *schemaEntry, *De
 		return w.Payload, nil, nil
 	}
 	e := d.schemas.lookup(w.Schema)
-	return w.Payload, e, e.valueErr()
+	return w.Payload, e, e.valueErr("an envelope")
 }
 
 // readKey decodes the record key in either shape. Debezium keys are structs,

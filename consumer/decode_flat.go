@@ -131,7 +131,7 @@ func (d *FlatJSON) readValue(value []byte) (row map[string]any, e *schemaEntry, 
 			return nil, nil, true, nil
 		}
 		if firstByte(payload) == '{' && d.dj.unmarshal(payload, &row) == nil && row != nil {
-			return row, e, false, flatSchemaErr(e)
+			return row, e, false, e.valueErr("a row")
 		}
 		row = nil
 		// Fall through so that the error names the whole record.
@@ -159,7 +159,7 @@ func (d *FlatJSON) readValue(value []byte) (row map[string]any, e *schemaEntry, 
 			if !isNull(sch) {
 				e = d.dj.schemas.lookup(sch)
 			}
-			return row, e, false, flatSchemaErr(e)
+			return row, e, false, e.valueErr("a row")
 		}
 	}
 	if err := d.dj.unmarshal(value, &row); err != nil {
@@ -169,18 +169,6 @@ func (d *FlatJSON) readValue(value []byte) (row map[string]any, e *schemaEntry, 
 		return nil, nil, false, decodeErr(ReasonMalformed, "value: want a JSON object (the row)")
 	}
 	return row, nil, false, nil
-}
-
-func flatSchemaErr(e *schemaEntry) *DecodeError {
-	switch {
-	case e == nil:
-		return nil
-	case e.err != nil:
-		return decodeErr(ReasonUnknownSchema, "value schema: %w", e.err)
-	case !e.isStruct:
-		return decodeErr(ReasonUnknownSchema, "value schema: want a row struct")
-	}
-	return nil
 }
 
 // flatOp is __op: "" when absent or null (a plain upsert), else c, u, r, d, t or m.

@@ -200,14 +200,16 @@ func (e *schemaEntry) field(name string) *conv {
 	return nil
 }
 
-func (e *schemaEntry) valueErr() *DecodeError {
+// valueErr says why a value schema cannot be used; want names the struct the
+// format expects ("an envelope", "a row").
+func (e *schemaEntry) valueErr(want string) *DecodeError {
 	switch {
 	case e == nil:
 		return nil
 	case e.err != nil:
 		return decodeErr(ReasonUnknownSchema, "value schema: %w", e.err)
 	case !e.isStruct:
-		return decodeErr(ReasonUnknownSchema, "value schema: want an envelope struct")
+		return decodeErr(ReasonUnknownSchema, "value schema: want %s struct", want)
 	}
 	return nil
 }
