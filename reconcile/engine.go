@@ -209,6 +209,7 @@ func (e *Engine) Apply(ctx context.Context, items []Item) error {
 		tx, err := e.foldChunk(items[:n])
 		if err != nil {
 			wait()
+			e.forgetAll() // the chunk changed cached states it will not commit
 			return err
 		}
 		if err := wait(); err != nil {
@@ -252,6 +253,9 @@ func (e *Engine) foldChunk(items []Item) (*txn, error) {
 		}
 		next[tp{it.Topic, it.Partition}] = it.Offset + 1
 	}
+	if tx.err != nil {
+		return nil, tx.err
+	}
 	for p, n := range next {
 		tx.batch.SetOffset(p.topic, p.partition, n)
 	}
@@ -274,6 +278,9 @@ type txn struct {
 	// effects and counts are applied to metrics only once the commit succeeded.
 	effects []func(*Metrics)
 	counts  map[eventCount]int
+	// err is the first failure of a step that has no error to return (the
+	// rendering of an event); a failed transaction is never committed.
+	err     error
 	started time.Time
 }
 
@@ -335,6 +342,12 @@ func (t *txn) loadByString(dataset, ks string, key compare.Key) (*state.KeyState
 	t.states[id] = s
 	t.order = append(t.order, id)
 	return s, nil
+}
+
+func (t *txn) fail(err error) {
+	if t.err == nil {
+		t.err = err
+	}
 }
 
 func (t *txn) metric(f func(*Metrics)) {

@@ -309,3 +309,22 @@ func TestEventCounters(t *testing.T) {
 		}
 	}
 }
+
+// A chunk that fails to fold commits nothing and leaves no trace in the
+// cached states: the next chunk sees what the store holds.
+func TestFailedChunkLeavesNoCachedChanges(t *testing.T) {
+	f := newFixture(t, "auto")
+	f.change("pg", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	key, _ := f.rules.Key(row(1, "", ""))
+	r2, _, _ := f.rules.Normalize(row(1, "2.00", "paid"))
+	good := &compare.ChangeEvent{Dataset: "orders", System: "pg", Key: key, Op: compare.OpUpsert, Version: compare.Version{A: 2}, Row: r2, EventTime: f.clk.t}
+	bad := &compare.ChangeEvent{Dataset: "nope", System: "pg", Key: key, Op: compare.OpUpsert, Version: compare.Version{A: 3}, EventTime: f.clk.t}
+	err := f.e.Apply(context.Background(), []Item{{Topic: "src", Offset: 10, Event: good}, {Topic: "src", Offset: 11, Event: bad}})
+	if err == nil {
+		t.Fatal("a chunk with an event of an unknown dataset applied")
+	}
+	f.change("wh", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	if ts := f.target("1"); !ts.Deadline.IsZero() {
+		t.Fatalf("the target matches the stored source head, yet a window is open: %+v", ts)
+	}
+}

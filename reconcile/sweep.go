@@ -47,9 +47,12 @@ func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 			res.Waiting++
 		}
 	}
-	if err := tx.commit(); err != nil {
-		e.forgetAll()
-		return res, err
+	if tx.err == nil {
+		tx.err = tx.commit()
+	}
+	if tx.err != nil {
+		e.forgetAll() // the failed transaction's states may be cached
+		return res, tx.err
 	}
 	e.setWaiting(res.Waiting)
 	return res, nil
@@ -197,9 +200,11 @@ func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts 
 		rec.State, outcome = "pending", "pending"
 	}
 	body, err := repair.Marshal(r)
-	if err == nil {
-		rec.Event = body
+	if err != nil {
+		t.fail(fmt.Errorf("rendering repair %s: %w", r.ID, err))
+		return
 	}
+	rec.Event = body
 	t.batch.PutRepair(rec)
 	ts.Open.RepairID = r.ID
 	action, mode := r.Action, r.Mode
@@ -218,7 +223,10 @@ func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *st
 	}
 	t.emit(t.e.opts.Outputs.Divergences, d.Name, target, ks.Key, "recon-kind", o.Kind, o.ID, ev)
 	if o.RepairID != "" {
-		if rec, err := t.e.store.Repair(o.RepairID); err == nil && rec != nil && rec.State == "pending" {
+		rec, err := t.e.store.Repair(o.RepairID)
+		if err != nil {
+			t.fail(fmt.Errorf("reading repair %s to supersede it: %w", o.RepairID, err))
+		} else if rec != nil && rec.State == "pending" {
 			rec.State, rec.UpdatedAt = "superseded", now
 			t.batch.PutRepair(*rec)
 		}
@@ -235,8 +243,7 @@ func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *st
 func (t *txn) emit(topic, dataset, target string, key compare.Key, hdr, hdrVal, id string, v any) {
 	body, err := repair.Marshal(v)
 	if err != nil {
-		// Only unencodable values fail here; events are built from our own types.
-		t.e.log.Error("rendering an output event failed", "err", err, "id", id)
+		t.fail(fmt.Errorf("rendering output event %s: %w", id, err))
 		return
 	}
 	t.batch.AppendOutbox(state.OutboxRecord{
