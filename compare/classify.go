@@ -30,6 +30,9 @@ type TargetRow struct {
 	Digest  Digest
 	Deleted bool
 	SeenAt  time.Time
+	// Cols are the row's column hashes; nil when unknown. Classify names the
+	// columns that differ from the source head's.
+	Cols Columns
 }
 
 // Pair is what is known of one key in the source and one target.
@@ -44,6 +47,9 @@ type Pair struct {
 	Target *TargetRow
 	// Lineage is the source version the target row says it derives from; zero if none.
 	Lineage Version
+	// SourceCols are the column hashes of the source head's row; nil when
+	// unknown or deleted. State keeps them for the head only, not for history.
+	SourceCols Columns
 }
 
 // Status is the standing of a pair after an event or a sweep.
@@ -178,6 +184,10 @@ func Classify(p Pair) Verdict {
 	case st.Matched && st.Reflects.Compare(head.Version) > 0:
 		return Verdict{Conflict, fmt.Sprintf("the target claims source version %s, which the source never showed (head %s)", st.Reflects, head.Version)}
 	default:
-		return Verdict{Conflict, fmt.Sprintf("the target's row (version %s, digest %s) equals no known source version; the source head is %s (digest %s)", p.Target.Version, p.Target.Digest, head.Version, head.Digest)}
+		why := fmt.Sprintf("the target's row (version %s, digest %s) equals no known source version; the source head is %s (digest %s)", p.Target.Version, p.Target.Digest, head.Version, head.Digest)
+		if !head.Deleted {
+			why += columnDiff(p.SourceCols, p.Target.Cols)
+		}
+		return Verdict{Conflict, why}
 	}
 }

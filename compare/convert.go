@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +28,7 @@ func convert(ft FieldType, raw any, tol float64) (Value, error) {
 	case KindDecimal:
 		return toDecimal(raw, int(ft.Scale))
 	case KindTime:
-		return toTime(raw)
+		return toTime(raw, ft.Unit)
 	case KindInt:
 		return toInt(raw)
 	case KindString:
@@ -36,6 +37,8 @@ func convert(ft FieldType, raw any, tol float64) (Value, error) {
 		return toBool(raw)
 	case KindFloat:
 		return toFloat(raw, tol)
+	case KindUUID:
+		return toUUID(raw)
 	}
 	return Value{}, errors.New("unsupported configured type")
 }
@@ -76,6 +79,22 @@ func toNumber(raw any) (n number, ok bool, err error) {
 			return number{}, true, err
 		}
 		return number{lit: decimalLit(v), text: s}, true, nil
+	case *big.Rat:
+		d, err := ratDecimal(v)
+		if err != nil {
+			return number{}, true, err
+		}
+		return toNumber(d)
+	case map[string]any:
+		// A VariableScaleDecimal without the schema wrapper that names it.
+		d, ok, err := varScaleDecimal(v)
+		if !ok {
+			return number{}, false, nil
+		}
+		if err != nil {
+			return number{}, true, err
+		}
+		return toNumber(d)
 	}
 	if s, isInt := intText(raw); isInt {
 		l, _ := parseNumLit(s)
@@ -108,8 +127,14 @@ func decimalLit(d Decimal) numLit {
 // strings, integers) must fit: a dropped non-zero digit means the configured
 // scale is wrong, and rounding would hide a real difference. Binary
 // floating-point inputs are rounded half away from zero from their shortest
-// decimal text, so 1.005 becomes 1.01 at scale 2.
+// decimal text, so 1.005 becomes 1.01 at scale 2. A string may also be the
+// base64 of a Connect Decimal sent without its schema (see decimalBytes).
 func toDecimal(raw any, scale int) (Value, error) {
+	if s, ok := raw.(string); ok {
+		if b, ok := decimalBytes(s, scale); ok {
+			raw = Decimal{Unscaled: twosComplement(b), Scale: int32(scale)}
+		}
+	}
 	n, ok, err := toNumber(raw)
 	if err != nil {
 		return Value{}, err
@@ -199,7 +224,19 @@ func toFloat(raw any, tol float64) (Value, error) {
 		}
 		return floatValue(f, tol), nil
 	}
-	return Value{}, cannotConvert(raw)
+	// *big.Rat and VariableScaleDecimal objects: exact, then to the nearest double.
+	n, ok, err := toNumber(raw)
+	if err != nil {
+		return Value{}, err
+	}
+	if !ok {
+		return Value{}, cannotConvert(raw)
+	}
+	f, err := parseFloat(n.text)
+	if err != nil {
+		return Value{}, err
+	}
+	return floatValue(f, tol), nil
 }
 
 // parseFloat is strconv.ParseFloat restricted to decimal literals and the
@@ -285,12 +322,16 @@ var timeLayouts = []string{
 	time.DateOnly,
 }
 
-// toTime reads an instant. Numbers are epoch times whose unit is guessed from
-// the magnitude: |n| < 1e11 seconds, < 1e14 milliseconds, < 1e17
-// microseconds, else nanoseconds. For today's dates the four units are many
-// orders of magnitude apart, so the guess only fails for instants within a few
-// days of 1970 or thousands of years away.
-func toTime(raw any) (Value, error) {
+// toTime reads an instant. Numbers are epoch times in unit when it is set
+// (timestamp_ms and friends); otherwise, for plain `timestamp`, the unit is
+// guessed from the magnitude: |n| < 1e11 seconds, < 1e14 milliseconds, < 1e17
+// microseconds, else nanoseconds. A guess, not a unit, because compare.types
+// is per dataset while the unit is per system: a Postgres source may send a
+// MicroTimestamp and a MySQL target epoch milliseconds of the same column.
+// For instants between 1973-03-03 and 5138-11-16 the four units are orders
+// of magnitude apart, so the guess holds; outside that range (1970 to 1973 in
+// ms or µs, say) it fails and an explicit unit is needed.
+func toTime(raw any, unit time.Duration) (Value, error) {
 	switch v := raw.(type) {
 	case time.Time:
 		return timeValue(v), nil
@@ -302,17 +343,26 @@ func toTime(raw any) (Value, error) {
 				return timeValue(t), nil
 			}
 		}
-		return Value{}, fmt.Errorf("%s is not an ISO-8601 timestamp", quoteShort(v))
+		// An epoch number sent as text, as tools that quote 64-bit integers
+		// for JavaScript's sake do. No ISO-8601 text is a bare number.
+		if l, ok := parseNumLit(v); ok {
+			t, err := epochLit(l, unit)
+			if err != nil {
+				return Value{}, fmt.Errorf("%s: %w", quoteShort(v), err)
+			}
+			return timeValue(t), nil
+		}
+		return Value{}, fmt.Errorf("%s is not an ISO-8601 timestamp or an epoch number", quoteShort(v))
 	case json.Number:
 		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-			return timeValue(epochInt(n)), nil
+			return timeValue(epochInt(n, unit)), nil
 		}
 	case int64:
-		return timeValue(epochInt(v)), nil
+		return timeValue(epochInt(v, unit)), nil
 	case int:
-		return timeValue(epochInt(int64(v))), nil
+		return timeValue(epochInt(int64(v), unit)), nil
 	case int32:
-		return timeValue(epochInt(int64(v))), nil
+		return timeValue(epochInt(int64(v), unit)), nil
 	}
 	n, ok, err := toNumber(raw)
 	if err != nil {
@@ -321,38 +371,52 @@ func toTime(raw any) (Value, error) {
 	if !ok {
 		return Value{}, cannotConvert(raw)
 	}
-	t, err := epochLit(n.lit)
+	t, err := epochLit(n.lit, unit)
 	if err != nil {
 		return Value{}, fmt.Errorf("%s: %w", n.text, err)
 	}
 	return timeValue(t), nil
 }
 
-func epochInt(n int64) time.Time {
-	a := uint64(n)
-	if n < 0 {
-		a = -a
+// epochInt reads n in unit, or in the unit its magnitude suggests when unit
+// is zero (see toTime).
+func epochInt(n int64, unit time.Duration) time.Time {
+	if unit == 0 {
+		a := uint64(n)
+		if n < 0 {
+			a = -a
+		}
+		switch {
+		case a < 1e11:
+			unit = time.Second
+		case a < 1e14:
+			unit = time.Millisecond
+		case a < 1e17:
+			unit = time.Microsecond
+		default:
+			unit = time.Nanosecond
+		}
 	}
-	switch {
-	case a < 1e11:
-		return time.Unix(n, 0)
-	case a < 1e14:
-		return time.UnixMilli(n)
-	case a < 1e17:
-		return time.UnixMicro(n)
-	}
-	return time.Unix(0, n)
+	// Split into seconds first: n×unit in nanoseconds overflows int64 for
+	// epoch seconds past 2262.
+	perSec := int64(time.Second / unit)
+	return time.Unix(n/perSec, n%perSec*int64(unit))
 }
 
 // epochLit handles fractional and out-of-int64 epochs exactly, rounding below
 // a nanosecond half away from zero.
-func epochLit(l numLit) (time.Time, error) {
+func epochLit(l numLit, unit time.Duration) (time.Time, error) {
 	whole := 0 // digits before the point
 	if l.digits != "" {
 		whole = len(l.digits) + l.exp
 	}
 	scale := 0 // decimal digits from the unit to nanoseconds
 	switch {
+	case unit != 0:
+		for u := unit; u < time.Second; u *= 10 {
+			scale++
+		}
+		scale = 9 - scale
 	case whole <= 11:
 		scale = 9
 	case whole <= 14:

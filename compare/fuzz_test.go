@@ -55,6 +55,10 @@ func FuzzNormalizeValue(f *testing.F) {
 	f.Add("decimal(2)", uint8(0), "1234.5", int64(0), 0.0)
 	f.Add("timestamp", uint8(3), "", int64(1718454600123456), 0.0)
 	f.Add("", uint8(11), "1.50", int64(7), 2.5)
+	f.Add("decimal(2)", uint8(0), "AeI6", int64(0), 0.0)
+	f.Add("uuid", uint8(0), "3F2504E0-4F89-11D3-9A0C-0305E82C3301", int64(0), 0.0)
+	f.Add("timestamp_ms", uint8(3), "", int64(86400000), 0.0)
+	f.Add("timestamp_us", uint8(0), "1718454600123456", int64(0), 0.0)
 	f.Fuzz(func(t *testing.T, typ string, sel uint8, s string, i int64, fl float64) {
 		types := map[string]string{}
 		ft, typeErr := ParseFieldType(typ)

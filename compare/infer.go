@@ -43,6 +43,17 @@ func infer(raw any, tol float64, depth int) (Value, error) {
 			return Value{}, err
 		}
 		return Value{Kind: KindDecimal, Text: s}, nil
+	case *big.Rat:
+		// goavro's decimal: its scale is lost, so the text has the fewest
+		// digits that hold it; compare.types decimal(S) restores the column's.
+		d, err := ratDecimal(v)
+		if err != nil {
+			return Value{}, err
+		}
+		return infer(d, tol, depth)
+	case time.Duration:
+		// goavro's time-millis and time-micros: a time of day.
+		return Value{Kind: KindTimeOfDay, Text: timeOfDayText(TimeOfDay(v))}, nil
 	case time.Time:
 		return timeValue(v), nil
 	case Date:
@@ -182,11 +193,15 @@ func floatValue(f, tol float64) Value {
 	return Value{Kind: KindFloat, Text: strconv.FormatFloat(f, 'g', -1, 64)}
 }
 
-// quantize leaves f alone where the grid arithmetic overflows.
+// quantize leaves f alone where the grid arithmetic overflows. 1/tol counts
+// as whole when it is within a few ulps of an integer: 1/1e-9 is
+// 999999999.9999999 in float64, and without the allowance 0.3 would quantize
+// to 0.30000000000000004 on a 1e-9 grid.
 func quantize(f, tol float64) float64 {
 	var g float64
-	if inv := 1 / tol; inv == math.Trunc(inv) && inv <= 1<<53 {
-		g = math.Round(f*inv) / inv
+	inv := 1 / tol
+	if r := math.Round(inv); r >= 1 && r <= 1<<53 && math.Abs(inv-r) <= 4*r*0x1p-52 {
+		g = math.Round(f*r) / r
 	} else {
 		g = math.Round(f/tol) * tol
 	}

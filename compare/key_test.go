@@ -155,3 +155,100 @@ func TestKeyFieldsAreConfiguredOrder(t *testing.T) {
 		t.Errorf("KeyFields = %v", r.KeyFields())
 	}
 }
+
+// The canonical key of every key shape a platform team meets: one logical key
+// gives one String whatever the format and spelling, and different keys
+// never share one.
+func TestKeyShapes(t *testing.T) {
+	const id = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+	intKey := mustRules(t, []string{"id"}, nil, nil, map[string]string{"id": "int"}, 0)
+	strKeyRules := mustRules(t, []string{"code"}, nil, nil, map[string]string{"code": "string"}, 0)
+	uuidKey := mustRules(t, []string{"id"}, nil, nil, map[string]string{"id": "uuid"}, 0)
+	untypedUUID := mustRules(t, []string{"id"}, nil, nil, nil, 0)
+	composite := mustRules(t, []string{"tenant_id", "id"}, map[string]string{"TenantId": "tenant_id"}, nil,
+		map[string]string{"tenant_id": "int", "id": "int"}, 0)
+	mixed := mustRules(t, []string{"tenant", "id"}, nil, nil, map[string]string{"id": "uuid"}, 0)
+	cases := []struct {
+		r    *Rules
+		raw  map[string]any
+		want string
+		why  string
+	}{
+		{intKey, map[string]any{"id": json.Number("42")}, "42", "JSON number"},
+		{intKey, map[string]any{"id": "42"}, "42", `"42" and 42 for an int column are one key`},
+		{intKey, map[string]any{"id": int64(42)}, "42", "Avro long"},
+		{intKey, map[string]any{"id": json.Number("-7")}, "-7", "negative id"},
+		{intKey, map[string]any{"id": "-7"}, "-7", "negative id as text"},
+		{intKey, map[string]any{"id": int32(-7)}, "-7", "negative Avro int"},
+		{intKey, map[string]any{"id": -7.0}, "-7", "negative float64 from a decoder without UseNumber"},
+		{intKey, map[string]any{"id": json.Number("0")}, "0", "zero id"},
+		{intKey, map[string]any{"id": "-0"}, "0", "-0 is zero"},
+		{intKey, map[string]any{"id": "000"}, "0", "leading zeros are not part of the key"},
+		{intKey, map[string]any{"id": int64(0)}, "0", "zero Avro long"},
+		{intKey, map[string]any{"id": json.Number("9223372036854775807")}, "9223372036854775807", "max bigint stays exact"},
+		{intKey, map[string]any{"id": "-9223372036854775808"}, "-9223372036854775808", "min bigint stays exact"},
+		{strKeyRules, map[string]any{"code": "ABC-1"}, "ABC-1", "string key kept as sent"},
+		{strKeyRules, map[string]any{"code": "abc-1"}, "abc-1", "string keys keep their case: another key"},
+		{strKeyRules, map[string]any{"code": json.Number("0042")}, "0042", "a string column keeps a number's literal"},
+		{strKeyRules, map[string]any{"code": "a,b/c"}, "a%2Cb%2Fc", "separators escaped"},
+		{strKeyRules, map[string]any{"code": ""}, "", "an empty string is a key"},
+		{uuidKey, map[string]any{"id": id}, id, "UUID key, canonical"},
+		{uuidKey, map[string]any{"id": strings.ToUpper(id)}, id, "UUID key in upper case: same key when typed uuid"},
+		{uuidKey, map[string]any{"id": strings.ReplaceAll(id, "-", "")}, id, "UUID key without dashes"},
+		{uuidKey, map[string]any{"id": []byte{0x3f, 0x25, 0x04, 0xe0, 0x4f, 0x89, 0x11, 0xd3, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c, 0x33, 0x01}}, id, "UUID key as 16 bytes"},
+		{untypedUUID, map[string]any{"id": strings.ToUpper(id)}, strings.ToUpper(id), "untyped, case is kept: type the column uuid"},
+		{composite, map[string]any{"id": json.Number("42"), "TenantId": json.Number("7")}, "7,42", "composite key in configured order, after rename"},
+		{composite, map[string]any{"TenantId": "7", "id": "42"}, "7,42", "composite key from text"},
+		{composite, map[string]any{"TenantId": int64(-1), "id": int64(0)}, "-1,0", "negative and zero parts"},
+		{composite, map[string]any{"TenantId": "0", "id": "-0"}, "0,0", "zero parts from text"},
+		{mixed, map[string]any{"tenant": "acme", "id": strings.ToUpper(id)}, "acme," + id, "string and UUID parts"},
+		{mixed, map[string]any{"tenant": "a,b", "id": id}, "a%2Cb," + id, "a separator inside the string part cannot shift the split"},
+	}
+	for _, c := range cases {
+		k, err := c.r.Key(c.raw)
+		if err != nil || k.String() != c.want {
+			t.Errorf("%s: Key(%v) = %q, %v; want %q", c.why, c.raw, k.String(), err, c.want)
+			continue
+		}
+		// The key a row yields is the key its record key yields.
+		row, _, err := c.r.Normalize(c.raw)
+		if err != nil {
+			t.Errorf("%s: Normalize: %v", c.why, err)
+			continue
+		}
+		if fromRow, err := c.r.KeyFromRow(row); err != nil || fromRow.String() != c.want {
+			t.Errorf("%s: KeyFromRow = %q, %v; want %q", c.why, fromRow.String(), err, c.want)
+		}
+		if p, err := ParseKey(k.Fields, k.String()); err != nil || p.String() != c.want {
+			t.Errorf("%s: ParseKey(%q) = %v, %v", c.why, c.want, p, err)
+		}
+	}
+	// Keys that must stay apart.
+	distinct := []struct {
+		r    *Rules
+		a, b map[string]any
+		why  string
+	}{
+		{intKey, map[string]any{"id": "-7"}, map[string]any{"id": "7"}, "the sign"},
+		{intKey, map[string]any{"id": "0"}, map[string]any{"id": "10"}, "zero is not ten"},
+		{composite, map[string]any{"TenantId": 7, "id": 42}, map[string]any{"TenantId": 42, "id": 7}, "the order of the parts"},
+		{mixed, map[string]any{"tenant": "a,b", "id": id}, map[string]any{"tenant": "a", "id": id}, "escaping keeps parts apart"},
+		{uuidKey, map[string]any{"id": id}, map[string]any{"id": strings.Replace(id, "1", "2", 1)}, "another UUID"},
+	}
+	for _, c := range distinct {
+		a, errA := c.r.Key(c.a)
+		b, errB := c.r.Key(c.b)
+		if errA != nil || errB != nil || a.String() == b.String() {
+			t.Errorf("%s: %q and %q (%v, %v) must differ", c.why, a.String(), b.String(), errA, errB)
+		}
+	}
+	// A bad value in a typed key column is a decode error, not another key.
+	for _, raw := range []map[string]any{{"id": "42.5"}, {"id": "x"}} {
+		if _, err := intKey.Key(raw); err == nil {
+			t.Errorf("Key(%v): want an error", raw)
+		}
+	}
+	if _, err := uuidKey.Key(map[string]any{"id": "not-a-uuid"}); err == nil {
+		t.Error("a malformed UUID key must be an error")
+	}
+}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
+	"strings"
 )
 
 // ErrMissingKeyField is wrapped by Key and KeyFromRow when a key field is
@@ -25,15 +25,39 @@ type Rules struct {
 	ignore map[string]struct{}
 	types  map[string]FieldType
 	tol    float64
+	// fold lower-cases every column name, configured or received.
+	fold bool
 }
+
+// RulesOpt tunes NewRules beyond its required settings.
+type RulesOpt struct{ apply func(*rulesOptions) }
+
+type rulesOptions struct{ fold bool }
+
+// CaseInsensitive(true) makes column names match whatever their case, as
+// compare.case_insensitive asks: the configured key, rename, ignore and types
+// names and every column of every row are folded to lower case, so Rows, Keys
+// and Columns carry lower-case names. For targets whose engine folds or keeps
+// identifiers differently (MySQL on Windows, Snowflake upper case, Postgres
+// lower case). Default false: names are compared byte for byte.
+func CaseInsensitive(on bool) RulesOpt { return RulesOpt{func(o *rulesOptions) { o.fold = on }} }
 
 // NewRules builds the normalization of one system. key lists the dataset key
 // fields (dataset column names); rename maps this system's column names to
 // dataset column names; ignore lists dataset columns dropped before digesting;
 // types maps dataset columns to type specs (see ParseFieldType); floatTolerance
 // quantizes floats (see quantize). Every bad setting is reported, each named.
-func NewRules(key []string, rename map[string]string, ignore []string, types map[string]string, floatTolerance float64) (*Rules, error) {
+func NewRules(key []string, rename map[string]string, ignore []string, types map[string]string, floatTolerance float64, opts ...RulesOpt) (*Rules, error) {
+	var o rulesOptions
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	var errs []error
+	if o.fold {
+		key, rename, ignore, types, errs = foldSettings(key, rename, ignore, types)
+	}
 	r := &Rules{
+		fold:   o.fold,
 		key:    slices.Clone(key),
 		keyCol: make([]string, len(key)),
 		rename: make(map[string]string, len(rename)),
@@ -42,7 +66,6 @@ func NewRules(key []string, rename map[string]string, ignore []string, types map
 		types:  make(map[string]FieldType, len(types)),
 		tol:    floatTolerance,
 	}
-	var errs []error
 	targets := make(map[string]string, len(rename)) // dataset column -> first system column onto it
 	// Sorted so that the same bad config always yields the same message.
 	for _, from := range sortedKeys(rename) {
@@ -119,6 +142,9 @@ func (r *Rules) resolveKey() []error {
 // as Unavailable (or as Debezium's literal placeholder) are left out of the Row
 // and listed, sorted, in unchanged: the caller keeps their previous values.
 func (r *Rules) Normalize(raw map[string]any) (row Row, unchanged []string, err error) {
+	if raw, err = r.foldRow(raw); err != nil {
+		return nil, nil, err
+	}
 	row = make(Row, len(raw))
 	for name, v := range raw {
 		col := name
@@ -168,6 +194,9 @@ func (r *Rules) NormalizeValue(col string, raw any) (Value, error) {
 	if raw == nil {
 		return Value{}, nil
 	}
+	if r.fold && hasUpper(col) {
+		col = strings.ToLower(col)
+	}
 	ft, typed := r.types[col]
 	if !typed {
 		v, err := infer(raw, r.tol, 0)
@@ -187,6 +216,10 @@ func (r *Rules) NormalizeValue(col string, raw any) (Value, error) {
 // record's key struct or a row). Key.Fields is shared by every key of these
 // Rules and must not be modified.
 func (r *Rules) Key(raw map[string]any) (Key, error) {
+	raw, err := r.foldRow(raw)
+	if err != nil {
+		return Key{}, err
+	}
 	k := Key{Fields: r.key, Values: make([]Value, len(r.key))}
 	for i, f := range r.key {
 		v, ok := raw[r.keyCol[i]]
@@ -216,27 +249,9 @@ func (r *Rules) KeyFromRow(row Row) (Key, error) {
 	return k, nil
 }
 
-// KeyFields returns the dataset key fields in configured order.
+// KeyFields returns the dataset key fields in configured order (lower case
+// under CaseInsensitive).
 func (r *Rules) KeyFields() []string { return slices.Clone(r.key) }
-
-// String renders t as written in compare.types.
-func (t FieldType) String() string {
-	switch t.Kind {
-	case KindDecimal:
-		return "decimal(" + strconv.Itoa(int(t.Scale)) + ")"
-	case KindTime:
-		return "timestamp"
-	case KindInt:
-		return "int"
-	case KindString:
-		return "string"
-	case KindBool:
-		return "bool"
-	case KindFloat:
-		return "float"
-	}
-	return t.Kind.String()
-}
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

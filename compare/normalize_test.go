@@ -167,7 +167,7 @@ func TestDecimalType(t *testing.T) {
 		{" 12 ", Value{}, `" 12 " is not a number`, "spaces are not trimmed: the other side would not have them"},
 		{"12x", Value{}, `"12x" is not a number`, "garbage"},
 		{"", Value{}, `"" is not a number`, "empty string is not zero"},
-		{"0x10", Value{}, "is not a number", "no hex"},
+		{"0x1", Value{}, "is not a number", "no hex (four characters would be read as base64: see TestDecimalFromBase64)"},
 		{"1.234", Value{}, `"1.234" has more than 2 fraction digits`, "exact text that does not fit is an error"},
 		{"1e999999999", Value{}, "too many digits", "a huge exponent is refused, not allocated"},
 		{"1e-999999999", Value{}, "more than 2 fraction digits", "a tiny exact value does not fit"},

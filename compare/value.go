@@ -20,9 +20,12 @@ const (
 	KindTimeOfDay // Text: 15:04:05.999999999
 	KindBytes     // Text: base64 std encoding
 	KindJSON      // Text: canonical JSON (sorted object keys, no spaces)
+	// KindUUID Text: lower-case 8-4-4-4-12 hex. Appended last: kinds are
+	// stored and hashed by number, so existing numbers must never change.
+	KindUUID
 )
 
-var kindNames = [...]string{"null", "bool", "int", "decimal", "float", "string", "time", "date", "time_of_day", "bytes", "json"}
+var kindNames = [...]string{"null", "bool", "int", "decimal", "float", "string", "time", "date", "time_of_day", "bytes", "json", "uuid"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

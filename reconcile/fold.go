@@ -159,10 +159,13 @@ func pair(d *Dataset, ks *state.KeyState, target string) compare.Pair {
 		for i, h := range ks.History {
 			p.Source[i] = compare.SourceVersion{Version: h.Version, Digest: h.Digest, Deleted: h.Deleted, SeenAt: h.SeenAt, EventTime: h.EventTime}
 		}
+		if !ks.Source.Deleted {
+			p.SourceCols = ks.Source.Cols // lets a conflict name the columns that differ
+		}
 	}
 	if ts := ks.Targets[target]; ts != nil {
 		if ts.Head != nil {
-			p.Target = &compare.TargetRow{Version: ts.Head.Version, Digest: ts.Head.Digest, Deleted: ts.Head.Deleted, SeenAt: ts.Head.SeenAt}
+			p.Target = &compare.TargetRow{Version: ts.Head.Version, Digest: ts.Head.Digest, Deleted: ts.Head.Deleted, SeenAt: ts.Head.SeenAt, Cols: ts.Head.Cols}
 		}
 		p.Lineage = ts.Lineage
 	}
