@@ -27,6 +27,8 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDebeziumJSON -fuzztime=$(FUZZTIME) ./consumer
 	$(GO) test -run='^$$' -fuzz=FuzzFlatJSON -fuzztime=$(FUZZTIME) ./consumer
+	$(GO) test -run='^$$' -fuzz=FuzzDebeziumAvro -fuzztime=$(FUZZTIME) ./consumer
+	$(GO) test -run='^$$' -fuzz=FuzzFlatAvro -fuzztime=$(FUZZTIME) ./consumer
 	$(GO) test -run='^$$' -fuzz=FuzzNormalizeValue -fuzztime=$(FUZZTIME) ./compare
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeKeyState -fuzztime=$(FUZZTIME) ./state
 

@@ -62,6 +62,12 @@ type Options struct {
 	// Extra options are applied after the broker's own, so they override
 	// them. For tests: fault injection, more SASL users.
 	Extra []kfake.Opt
+
+	// SchemaRegistry, if set, is a host:port (as Listen; port 0 picks a
+	// free port) where an in-memory Confluent-compatible schema registry
+	// (franz-go's srfake) is served beside the broker, over plain HTTP. It
+	// keeps nothing across restarts, even with a DataDir.
+	SchemaRegistry string
 }
 
 // SASL mechanisms the broker accepts; they are the ones recon's config
@@ -167,11 +173,12 @@ func securityOpts(s SASL, t TLS) ([]kfake.Opt, error) {
 // Broker is a running embedded broker. Close it to release its port and to
 // flush its data dir.
 type Broker struct {
-	cluster *kfake.Cluster
-	addr    string
-	dataDir string
-	logs    *logBridge
-	unlock  func() error
+	cluster  *kfake.Cluster
+	addr     string
+	dataDir  string
+	logs     *logBridge
+	unlock   func() error
+	registry *registry // nil without Options.SchemaRegistry
 
 	closeOnce sync.Once
 	closeErr  error
@@ -199,6 +206,11 @@ func Start(opts Options) (*Broker, error) {
 	secOpts, err := securityOpts(opts.SASL, opts.TLS)
 	if err != nil {
 		return nil, err
+	}
+	if opts.SchemaRegistry != "" {
+		if _, err := listenAddr(opts.SchemaRegistry); err != nil {
+			return nil, fmt.Errorf("schema registry: %w", err)
+		}
 	}
 
 	unlock := func() error { return nil }
@@ -249,6 +261,12 @@ func Start(opts Options) (*Broker, error) {
 		unlock:  unlock,
 	}
 
+	if opts.SchemaRegistry != "" {
+		if b.registry, err = startRegistry(opts.SchemaRegistry); err != nil {
+			return nil, errors.Join(err, b.Close())
+		}
+	}
+
 	// Not kfake.SeedTopics: kfake ignores it when it loads a data dir, so a
 	// topic added to Topics between two runs would never be created.
 	for _, t := range opts.Topics {
@@ -287,6 +305,15 @@ func listenAddr(s string) (string, error) {
 // Addr is the host:port clients bootstrap from, with the port actually bound.
 func (b *Broker) Addr() string { return b.addr }
 
+// SchemaRegistryURL is the schema registry's base URL (http://host:port), or
+// "" without Options.SchemaRegistry.
+func (b *Broker) SchemaRegistryURL() string {
+	if b.registry == nil {
+		return ""
+	}
+	return b.registry.url
+}
+
 // Cluster is the kfake cluster underneath, for fault injection in tests.
 func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
 
@@ -295,13 +322,17 @@ func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
 // it again returns the first result.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		var regErr error
+		if b.registry != nil {
+			regErr = b.registry.close()
+		}
 		b.logs.capture()
 		b.cluster.Close()
 		var err error
 		if lost := b.logs.captured(); lost != nil {
 			err = fmt.Errorf("flush data dir %s: %w", b.dataDir, lost)
 		}
-		b.closeErr = errors.Join(err, b.unlock())
+		b.closeErr = errors.Join(regErr, err, b.unlock())
 	})
 	return b.closeErr
 }

@@ -19,6 +19,12 @@ const (
 	DefaultRepairMode   = "dry-run"
 	DefaultPayload      = "full"
 	DefaultMaxPerMinute = 600
+	// DefaultMaxRecordBytes is Kafka's own default record size limit
+	// (message.max.bytes, about 1 MiB).
+	DefaultMaxRecordBytes = 1 << 20
+	// MaxMaxRecordBytes bounds kafka.max_record_bytes: a record is decoded
+	// in memory, several times its size.
+	MaxMaxRecordBytes = 1 << 30
 
 	// MinDigestKeyLen is the shortest digest.key accepted, in bytes.
 	MinDigestKeyLen = 16
@@ -47,6 +53,9 @@ type Kafka struct {
 	ClientID string   `yaml:"client_id"` // default recon
 	TLS      TLS      `yaml:"tls"`
 	SASL     SASL     `yaml:"sasl"`
+	// MaxRecordBytes sends a record whose key and value together are larger
+	// to the DLQ (reason oversized) without decoding it; default 1 MiB.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
 }
 
 // TLS is enabled as soon as one of its files is set. cert_file and key_file
@@ -69,7 +78,7 @@ type SASL struct {
 	Password  string `yaml:"password"` // secret: use ${ENV}
 }
 
-// SchemaRegistry is required by debezium-avro inputs and by outputs.format avro.
+// SchemaRegistry is required by debezium-avro and flat-avro inputs and by outputs.format avro.
 type SchemaRegistry struct {
 	URL string `yaml:"url"` // http:// or https://; default none
 }
@@ -115,7 +124,7 @@ type Dataset struct {
 type System struct {
 	Name    string            `yaml:"name"`    // required; unique within the dataset; same pattern as dataset names
 	Topic   string            `yaml:"topic"`   // required
-	Format  string            `yaml:"format"`  // required: debezium-json | debezium-avro (needs schema_registry.url) | flat-json
+	Format  string            `yaml:"format"`  // required: debezium-json | debezium-avro | flat-json | flat-avro (the avro ones need schema_registry.url)
 	Version string            `yaml:"version"` // required: lsn | position | field:<name> | offset
 	Lineage string            `yaml:"lineage"` // targets only: "" (none) | field:<name>
 	Rename  map[string]string `yaml:"rename"`  // this system's column name -> dataset column name
@@ -125,8 +134,12 @@ type System struct {
 // are dataset column names (after rename).
 type Compare struct {
 	Ignore         []string          `yaml:"ignore"`          // columns left out of the digest; never a key field
-	Types          map[string]string `yaml:"types"`           // decimal(S) | timestamp | int | string | bool | float
+	Types          map[string]string `yaml:"types"`           // decimal(S) | timestamp | timestamp_s | timestamp_ms | timestamp_us | timestamp_ns | int | string | bool | float | uuid
 	FloatTolerance float64           `yaml:"float_tolerance"` // >= 0; default 0 (exact)
+	// CaseInsensitive matches column names (after rename) whatever their case:
+	// key, rename, ignore and types names and every row's columns are folded
+	// to lower case; default false.
+	CaseInsensitive bool `yaml:"case_insensitive"`
 }
 
 // Repair is the repair policy of a dataset (DESIGN §5).
@@ -155,6 +168,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	setDefault(&c.Kafka.Group, DefaultGroup)
 	setDefault(&c.Kafka.ClientID, DefaultClientID)
+	if c.Kafka.MaxRecordBytes == 0 {
+		c.Kafka.MaxRecordBytes = DefaultMaxRecordBytes
+	}
 	setDefault(&c.State.Dir, DefaultStateDir)
 	setDefault(&c.HTTP.Listen, DefaultListen)
 	setDefault(&c.Outputs.Divergences, DefaultDivergences)
@@ -247,3 +263,7 @@ func (c *Config) Redacted() *Config {
 	r.SchemaRegistry.URL = redactURL(r.SchemaRegistry.URL)
 	return &r
 }
+
+// IsAvroFormat reports whether an input format is Avro in the Confluent wire
+// format, read with writer schemas from schema_registry.
+func IsAvroFormat(format string) bool { return format == "debezium-avro" || format == "flat-avro" }

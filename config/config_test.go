@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -48,7 +49,7 @@ func TestGoodConfig(t *testing.T) {
 		t.Fatalf("good.yml: %v", err)
 	}
 	want := &Config{
-		Kafka:   Kafka{Brokers: []string{"127.0.0.1:9092"}, Group: "recon", ClientID: "recon"},
+		Kafka:   Kafka{Brokers: []string{"127.0.0.1:9092"}, Group: "recon", ClientID: "recon", MaxRecordBytes: 1 << 20},
 		State:   State{Dir: "./recon-data"},
 		HTTP:    HTTP{Listen: "127.0.0.1:8080"},
 		Digest:  Digest{Key: testKey},
@@ -112,6 +113,7 @@ datasets:
 		{"kafka.brokers", c.Kafka.Brokers, []string{"127.0.0.1:9092"}},
 		{"kafka.group", c.Kafka.Group, "recon"},
 		{"kafka.client_id", c.Kafka.ClientID, "recon"},
+		{"kafka.max_record_bytes", c.Kafka.MaxRecordBytes, 1 << 20},
 		{"state.dir", c.State.Dir, "./recon-data"},
 		{"http.listen", c.HTTP.Listen, "127.0.0.1:8080"},
 		{"outputs.divergences", c.Outputs.Divergences, "recon.divergences"},
@@ -125,6 +127,7 @@ datasets:
 		{"repair.payload", ds.Repair.Payload, "full"},
 		{"repair.max_per_minute", ds.Repair.MaxPerMinute, 600},
 		{"compare.float_tolerance", ds.Compare.FloatTolerance, 0.0},
+		{"compare.case_insensitive", ds.Compare.CaseInsensitive, false},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {
 			t.Errorf("%s = %v, want %v", tc.setting, tc.got, tc.want)
@@ -221,9 +224,11 @@ var badFiles = []struct {
 	{"topic_empty", "line 7: datasets[0].targets[0].topic: must be set"},
 	{"topic_reused", `datasets[0].targets[1].topic: topic "replica.public.orders" is already read by datasets[0].targets[0]; one topic belongs to one system`},
 	{"topic_reused_across_datasets", `datasets[1].source.topic: topic "pg.public.orders" is already read by datasets[0].source`},
-	{"format_unknown", `datasets[0].targets[0].format: unknown format "debezium-xml": want debezium-json, debezium-avro or flat-json`},
-	{"format_missing", "datasets[0].source.format: must be set: want debezium-json, debezium-avro or flat-json"},
+	{"format_unknown", `datasets[0].targets[0].format: unknown format "debezium-xml": want debezium-json, debezium-avro, flat-json or flat-avro`},
+	{"format_missing", "datasets[0].source.format: must be set: want debezium-json, debezium-avro, flat-json or flat-avro"},
 	{"avro_needs_registry", "datasets[0].targets[0].format: debezium-avro needs schema_registry.url"},
+	{"flat_avro_needs_registry", "datasets[0].source.format: flat-avro needs schema_registry.url"},
+	{"max_record_bytes", "line 1: kafka.max_record_bytes: must be from 1 to 1073741824, got -1"},
 	{"version_unknown", `line 8: datasets[0].targets[1].version: unknown version "lsnx": want lsn, position, offset or field:<name>`},
 	{"version_missing", "datasets[0].source.version: must be set: want lsn, position, offset or field:<name>"},
 	{"lineage_unknown", `datasets[0].targets[0].lineage: unknown lineage "_src_lsn": want field:<name>`},
@@ -232,6 +237,10 @@ var badFiles = []struct {
 	{"type_unknown", `datasets[0].compare.types.amount: unknown type "decimal(2"`},
 	{"float_tolerance_negative", "datasets[0].compare.float_tolerance: must be a finite number >= 0, got -0.5"},
 	{"ignore_key", `datasets[0].compare.ignore[1]: "id" is a key field`},
+	{"case_key_duplicate", `datasets[0].key[1]: duplicate field "ID" (compare.case_insensitive`},
+	{"case_ignore_key", `datasets[0].compare.ignore[0]: "ID" is a key field`},
+	{"case_types_duplicate", `datasets[0].compare.types.amount: "amount" is also typed as "Amount"`},
+	{"case_rename_collision", `datasets[0].targets[0].rename.order_id: "Order_Id" and "order_id" are one column under compare.case_insensitive`},
 	{"repair_mode", `datasets[0].repair.mode: unknown mode "yolo": want off, dry-run, approve or auto`},
 	{"repair_auto_kind", `datasets[0].repair.auto_kinds[1]: unknown kind "stale": want missing, lagging, orphan or conflict`},
 	{"repair_payload", `datasets[0].repair.payload: unknown payload "diff": want full or reference`},
@@ -508,5 +517,39 @@ func TestRedacted(t *testing.T) {
 	}
 	if c.Digest.Key != testKey || c.Kafka.SASL.Password != "hunter2" {
 		t.Error("Redacted changed the original")
+	}
+}
+
+// With compare.case_insensitive, names that differ only in case are one
+// column: accepted where they name the same thing, and without the setting
+// they stay distinct columns, as before.
+func TestCaseInsensitiveCompare(t *testing.T) {
+	text := `
+digest: {key: "${RECON_DIGEST_KEY}"}
+datasets:
+  - name: orders
+    key: [Tenant_ID, id]
+    compare: {case_insensitive: %v, ignore: [Updated_At], types: {AMOUNT: "decimal(2)", ref: uuid, created_at: timestamp_ms}}
+    source: {name: postgres, topic: pg.public.orders, format: debezium-json, version: lsn}
+    targets:
+      - {name: replica, topic: replica.public.orders, format: flat-json, version: offset,
+         rename: {ORDER_ID: ID, TENANT: tenant_id}}
+`
+	for _, on := range []bool{true, false} {
+		c, err := Parse([]byte(fmt.Sprintf(text, on)), testEnv)
+		if err != nil {
+			t.Fatalf("case_insensitive %v: %v", on, err)
+		}
+		if got := c.Datasets[0].Compare.CaseInsensitive; got != on {
+			t.Errorf("case_insensitive decoded as %v, want %v", got, on)
+		}
+	}
+	// Without the setting, [id, ID] are two different key columns.
+	dup := strings.Replace(text, "key: [Tenant_ID, id]", "key: [id, ID]", 1)
+	if _, err := Parse([]byte(fmt.Sprintf(dup, false)), testEnv); err != nil {
+		t.Errorf("[id, ID] without case_insensitive: %v", err)
+	}
+	if _, err := Parse([]byte(fmt.Sprintf(dup, true)), testEnv); err == nil || !strings.Contains(err.Error(), `duplicate field "ID"`) {
+		t.Errorf("[id, ID] with case_insensitive: err = %v, want a duplicate", err)
 	}
 }

@@ -18,6 +18,7 @@
 //	kafka.brokers                   [127.0.0.1:9092]
 //	kafka.group                     recon
 //	kafka.client_id                 recon
+//	kafka.max_record_bytes          1048576 (1 MiB; larger records go to the DLQ undecoded, reason oversized)
 //	state.dir                       ./recon-data
 //	http.listen                     127.0.0.1:8080
 //	outputs.divergences             recon.divergences
@@ -31,6 +32,26 @@
 //	datasets[].repair.payload       full
 //	datasets[].repair.max_per_minute 600 (0 means 600; negative is an error)
 //	datasets[].compare.float_tolerance 0
+//	datasets[].compare.case_insensitive false
+//
+// # Column names and types
+//
+// compare.types names what a column is when a message does not say:
+// decimal(S), timestamp, int, string, bool, float, uuid, and timestamp_s,
+// timestamp_ms, timestamp_us, timestamp_ns. With them the same row sent as
+// Debezium JSON with or without the schema wrapper, Debezium Avro, or flat JSON
+// from a MySQL-style target digests the same (see package compare). Plain
+// timestamp reads an epoch number's unit from its magnitude (< 1e11 seconds,
+// < 1e14 ms, < 1e17 µs, else ns), which holds for instants from 1973-03-03
+// to 5138-11-16 and lets a source in µs and a target in ms share one type;
+// timestamp_ms and friends fix the unit for every system of the dataset, for
+// instants outside that range.
+//
+// compare.case_insensitive: true folds column names to lower case before they
+// are matched, in the settings (key, rename, ignore, types) and in every row,
+// so "Amount" on one side and "amount" on the other are one column. Keys and
+// rows in events then carry the lower-case names. Settings that differ only in
+// case are reported, since folding would merge them.
 //
 // Nothing else has a default. digest.key in particular is required (at least
 // 16 bytes, shared by all instances): set it from the environment with

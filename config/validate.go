@@ -19,7 +19,7 @@ import (
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
 var (
-	formats      = []string{"debezium-json", "debezium-avro", "flat-json"}
+	formats      = []string{"debezium-json", "debezium-avro", "flat-json", "flat-avro"}
 	outFormats   = []string{"json", "avro"}
 	repairModes  = []string{"off", "dry-run", "approve", "auto"}
 	repairKinds  = []string{"missing", "lagging", "orphan", "conflict"}
@@ -103,6 +103,9 @@ func (c *Config) problems() problems {
 func (k *Kafka) validate(p *problems) {
 	if len(k.Brokers) == 0 {
 		p.add("kafka.brokers", "at least one broker is required")
+	}
+	if k.MaxRecordBytes <= 0 || k.MaxRecordBytes > MaxMaxRecordBytes {
+		p.add("kafka.max_record_bytes", "must be from 1 to %d, got %d", MaxMaxRecordBytes, k.MaxRecordBytes)
 	}
 	for i, b := range k.Brokers {
 		path := fmt.Sprintf("kafka.brokers[%d]", i)
@@ -196,7 +199,8 @@ func (o *Outputs) validate(p *problems, registry bool, inputs map[string]string)
 
 func (d *Dataset) validate(p *problems, path string, registry bool, topics map[string]string) {
 	validateName(p, path+".name", d.Name)
-	keys := map[string]bool{}
+	fold := d.Compare.fold
+	keys := map[string]bool{} // by fold(name)
 	if len(d.Key) == 0 {
 		p.add(path+".key", "must list at least one field")
 	}
@@ -205,10 +209,10 @@ func (d *Dataset) validate(p *problems, path string, registry bool, topics map[s
 		switch {
 		case k == "":
 			p.add(kp, "must not be empty")
-		case keys[k]:
-			p.add(kp, "duplicate field %q", k)
+		case keys[fold(k)]:
+			p.add(kp, "duplicate field %q%s", k, d.Compare.caseNote())
 		}
-		keys[k] = true
+		keys[fold(k)] = true
 	}
 	if d.Window <= 0 {
 		p.add(path+".window", "must be > 0, got %s", d.Window)
@@ -224,6 +228,12 @@ func (d *Dataset) validate(p *problems, path string, registry bool, topics map[s
 		d.Targets[i].validate(p, fmt.Sprintf("%s.targets[%d]", path, i), true, registry, systems, topics)
 	}
 	d.Compare.validate(p, path+".compare", keys)
+	if d.Compare.CaseInsensitive {
+		d.Source.validateFoldedRename(p, path+".source")
+		for i := range d.Targets {
+			d.Targets[i].validateFoldedRename(p, fmt.Sprintf("%s.targets[%d]", path, i))
+		}
+	}
 	d.Repair.validate(p, path+".repair")
 }
 
@@ -252,8 +262,8 @@ func (s *System) validate(p *problems, path string, target, registry bool, names
 		topics[s.Topic] = path
 	}
 	p.oneOf(path+".format", "format", s.Format, formats)
-	if s.Format == "debezium-avro" && !registry {
-		p.add(path+".format", "debezium-avro needs schema_registry.url")
+	if IsAvroFormat(s.Format) && !registry {
+		p.add(path+".format", "%s needs schema_registry.url", s.Format)
 	}
 	if s.Version == "" {
 		p.add(path+".version", "must be set: %s", versionsHelp)
@@ -291,15 +301,20 @@ func (c *Compare) validate(p *problems, path string, keys map[string]bool) {
 		switch {
 		case f == "":
 			p.add(ip, "must not be empty")
-		case keys[f]:
+		case keys[c.fold(f)]:
 			p.add(ip, "%q is a key field; a key field cannot be ignored", f)
 		}
 	}
+	typed := map[string]string{} // fold(name) -> name
 	for _, f := range sortedKeys(c.Types) {
 		if f == "" {
 			p.add(path+".types", "a field name must not be empty")
 			continue
 		}
+		if prev, dup := typed[c.fold(f)]; dup {
+			p.add(path+".types."+f, "%q is also typed as %q%s", f, prev, c.caseNote())
+		}
+		typed[c.fold(f)] = f
 		if _, err := compare.ParseFieldType(c.Types[f]); err != nil {
 			p.add(path+".types."+f, "%v", err)
 		}
@@ -321,3 +336,42 @@ func (r *Repair) validate(p *problems, path string) {
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
+
+// fold is how column names compare under this dataset's case_insensitive:
+// lower-cased when set, as compare.CaseInsensitive folds them.
+func (c *Compare) fold(name string) string {
+	if c.CaseInsensitive {
+		return strings.ToLower(name)
+	}
+	return name
+}
+
+func (c *Compare) caseNote() string {
+	if c.CaseInsensitive {
+		return " (compare.case_insensitive: names differing only in case are one column)"
+	}
+	return ""
+}
+
+// validateFoldedRename reports rename entries that become one under
+// compare.case_insensitive: two source columns or two new names that differ
+// only in case. The byte-for-byte checks are System.validate's.
+func (s *System) validateFoldedRename(p *problems, path string) {
+	from := map[string]string{}
+	to := map[string]string{}
+	for _, f := range sortedKeys(s.Rename) {
+		t := s.Rename[f]
+		rp := path + ".rename." + f
+		if f == "" || t == "" {
+			continue
+		}
+		if prev, dup := from[strings.ToLower(f)]; dup {
+			p.add(rp, "%q and %q are one column under compare.case_insensitive", prev, f)
+		}
+		from[strings.ToLower(f)] = f
+		if prev, dup := to[strings.ToLower(t)]; dup && prev != t {
+			p.add(rp, "%q is also the new name of a column, as %q, under compare.case_insensitive", t, prev)
+		}
+		to[strings.ToLower(t)] = t
+	}
+}

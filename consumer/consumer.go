@@ -20,7 +20,9 @@ import (
 )
 
 // Decoder turns one record's bytes into a Decoded change. Decoders are pure
-// and safe for concurrent use.
+// and safe for concurrent use; one that waits on I/O (the Avro decoders fetch
+// writer schemas) also implements ContextDecoder, which the consume loop
+// prefers.
 type Decoder interface {
 	Decode(key, value []byte, m Meta) (Decoded, error)
 }
@@ -55,6 +57,9 @@ type Options struct {
 	// ListInterval is how often end offsets are listed for the watermark rule
 	// (default 500ms).
 	ListInterval time.Duration
+	// RetryMin and RetryMax bound the backoff between decode attempts of a
+	// record whose writer schema is unavailable (default 200ms and 30s).
+	RetryMin, RetryMax time.Duration
 	// Stored returns the durable positions from the state store: where to
 	// resume. It is asked at every assignment, since a partition may come
 	// back after a rebalance.
@@ -67,8 +72,9 @@ type Options struct {
 
 // Metrics are the consumer's Prometheus metrics.
 type Metrics struct {
-	decodeErrors *prometheus.CounterVec
-	skipped      *prometheus.CounterVec
+	decodeErrors  *prometheus.CounterVec
+	decodeRetries *prometheus.CounterVec
+	skipped       *prometheus.CounterVec
 }
 
 // NewMetrics registers the consumer's metrics, including per-partition lag and
@@ -79,12 +85,16 @@ func NewMetrics(reg prometheus.Registerer, progress *Progress) *Metrics {
 			Name: "recon_decode_errors_total",
 			Help: "Records that could not be decoded, by dataset, system and reason.",
 		}, []string{"dataset", "system", "reason"}),
+		decodeRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recon_decode_retries_total",
+			Help: "Decode attempts that failed because a record's writer schema was unavailable (schema registry down); the partition waits and retries instead of using the DLQ. By dataset and system.",
+		}, []string{"dataset", "system"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recon_records_skipped_total",
 			Help: "Records that are not changes (tombstones, truncates, messages), by dataset, system and kind.",
 		}, []string{"dataset", "system", "kind"}),
 	}
-	reg.MustRegister(m.decodeErrors, m.skipped, progress)
+	reg.MustRegister(m.decodeErrors, m.decodeRetries, m.skipped, progress)
 	return m
 }
 
@@ -119,6 +129,12 @@ func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
 	if opts.ListInterval <= 0 {
 		opts.ListInterval = 500 * time.Millisecond
 	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = defaultRetryMin
+	}
+	if opts.RetryMax < opts.RetryMin {
+		opts.RetryMax = max(defaultRetryMax, opts.RetryMin)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -132,9 +148,10 @@ func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
 		topics = append(topics, r.Topic)
 		if m := opts.Metrics; m != nil {
 			// Zero series for alerts: a rate over nothing is no rate at all.
-			for _, reason := range []string{ReasonMalformed, ReasonUnknownOp, ReasonMissingVersion, ReasonBadValue, ReasonOversized, ReasonMissingKey, ReasonUnknownSchema} {
+			for _, reason := range Reasons() {
 				m.decodeErrors.WithLabelValues(r.Dataset, r.System, reason)
 			}
+			m.decodeRetries.WithLabelValues(r.Dataset, r.System)
 			for _, kind := range []string{"tombstone", SkipTruncate, SkipMessage} {
 				m.skipped.WithLabelValues(r.Dataset, r.System, kind)
 			}
@@ -249,14 +266,20 @@ func (c *Consumer) listLoop(ctx context.Context) {
 	}
 }
 
-func (c *Consumer) decode(r *kgo.Record) reconcile.Item {
+// decode decodes one record into its item: an event, a skip or a reject for
+// the DLQ. Its error is an *UnavailableError, which rejects nothing: the
+// record is to be decoded again (see decodeWaiting).
+func (c *Consumer) decode(ctx context.Context, r *kgo.Record) (reconcile.Item, error) {
 	it := reconcile.Item{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 	route := c.routes[r.Topic]
 	if route == nil {
-		return it // not ours; only its offset moves
+		return it, nil // not ours; only its offset moves
 	}
-	ev, skip, err := c.decodeChange(route, r)
+	ev, skip, err := c.decodeChange(ctx, route, r)
+	var unavailable *UnavailableError
 	switch {
+	case errors.As(err, &unavailable):
+		return it, err
 	case err != nil:
 		it.Reject = c.reject(route, r, err)
 	case skip != "":
@@ -266,14 +289,21 @@ func (c *Consumer) decode(r *kgo.Record) reconcile.Item {
 	default:
 		it.Event = ev
 	}
-	return it
+	return it, nil
 }
 
-func (c *Consumer) decodeChange(route *Route, r *kgo.Record) (*compare.ChangeEvent, string, error) {
+func (c *Consumer) decodeChange(ctx context.Context, route *Route, r *kgo.Record) (*compare.ChangeEvent, string, error) {
 	if len(r.Key)+len(r.Value) > c.opts.MaxRecordBytes {
 		return nil, "", &DecodeError{Reason: ReasonOversized, Err: fmt.Errorf("record of %d bytes exceeds max_record_bytes %d", len(r.Key)+len(r.Value), c.opts.MaxRecordBytes)}
 	}
-	d, err := route.Decoder.Decode(r.Key, r.Value, Meta{Offset: r.Offset, Timestamp: r.Timestamp})
+	meta := Meta{Offset: r.Offset, Timestamp: r.Timestamp}
+	var d Decoded
+	var err error
+	if cd, ok := route.Decoder.(ContextDecoder); ok {
+		d, err = cd.DecodeContext(ctx, r.Key, r.Value, meta)
+	} else {
+		d, err = route.Decoder.Decode(r.Key, r.Value, meta)
+	}
 	if err != nil {
 		return nil, "", err
 	}

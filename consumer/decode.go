@@ -20,8 +20,18 @@ const (
 	ReasonBadValue       = "bad_value"       // a value does not fit its declared type
 	ReasonOversized      = "oversized"       // a value too large to represent or decode safely
 	ReasonMissingKey     = "missing_key"     // reported by callers: no key fields in key or row
-	ReasonUnknownSchema  = "unknown_schema"  // a schema wrapper recon cannot interpret
+	ReasonUnknownSchema  = "unknown_schema"  // a schema wrapper or registry schema recon cannot interpret
+	// Avro in the Confluent wire format (debezium-avro, flat-avro).
+	ReasonBadMagic        = "bad_magic"         // no 5-byte header with magic byte 0
+	ReasonUnknownSchemaID = "unknown_schema_id" // the schema registry has no schema with the record's id
+	ReasonTruncated       = "truncated"         // Avro data that ends before its writer schema does
 )
+
+// Reasons lists every Reason constant, for zero-valued metric series.
+func Reasons() []string {
+	return []string{ReasonMalformed, ReasonUnknownOp, ReasonMissingVersion, ReasonBadValue, ReasonOversized,
+		ReasonMissingKey, ReasonUnknownSchema, ReasonBadMagic, ReasonUnknownSchemaID, ReasonTruncated}
+}
 
 // Values of Decoded.Skip: records that are valid but are not row changes.
 const (

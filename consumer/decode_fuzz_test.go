@@ -9,10 +9,7 @@ import (
 	"github.com/recon-dev/recon/compare"
 )
 
-var decodeReasons = []string{
-	ReasonMalformed, ReasonUnknownOp, ReasonMissingVersion, ReasonBadValue,
-	ReasonOversized, ReasonMissingKey, ReasonUnknownSchema,
-}
+var decodeReasons = Reasons()
 
 // FuzzDebeziumJSON decodes arbitrary key/value bytes with every version spec.
 // Seeds are in testdata/fuzz/FuzzDebeziumJSON: connector-shaped records of

@@ -81,7 +81,11 @@ func (c *Consumer) pollLoop(ctx context.Context, batches chan<- *polled) {
 		if len(parts) == 0 {
 			continue
 		}
-		b := c.decodeParts(parts)
+		b, ok := c.decodeParts(ctx, parts)
+		if !ok { // ctx ended while a record waited for its schema
+			c.finished()
+			return
+		}
 		select {
 		case batches <- b:
 		case <-ctx.Done():
@@ -172,8 +176,9 @@ func (c *Consumer) apply(ctx context.Context, b *polled) error {
 
 // decodeParts decodes the partitions of one poll in parallel: decoding is
 // pure, and overlaps the apply stage's single writer. Records keep their
-// partition order.
-func (c *Consumer) decodeParts(parts []kgo.FetchTopicPartition) *polled {
+// partition order. ok is false when ctx ended while a record waited for its
+// schema (see decodeWaiting); the batch is then incomplete and must be dropped.
+func (c *Consumer) decodeParts(ctx context.Context, parts []kgo.FetchTopicPartition) (_ *polled, ok bool) {
 	b := &polled{}
 	out := make([][]reconcile.Item, len(parts))
 	workers := min(runtime.GOMAXPROCS(0), len(parts))
@@ -189,7 +194,10 @@ func (c *Consumer) decodeParts(parts []kgo.FetchTopicPartition) *polled {
 				recs := parts[i].Records
 				items := make([]reconcile.Item, len(recs))
 				for j, r := range recs {
-					items[j] = c.decode(r)
+					var err error
+					if items[j], err = c.decodeWaiting(ctx, r); err != nil {
+						break // ctx is done: the batch is dropped
+					}
 				}
 				out[i] = items
 			}
@@ -200,6 +208,9 @@ func (c *Consumer) decodeParts(parts []kgo.FetchTopicPartition) *polled {
 	}
 	close(next)
 	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, false
+	}
 
 	n := 0
 	for _, items := range out {
@@ -219,5 +230,66 @@ func (c *Consumer) decodeParts(parts []kgo.FetchTopicPartition) *polled {
 		b.advances = append(b.advances, a)
 		b.last = append(b.last, last)
 	}
-	return b
+	return b, true
+}
+
+// ContextDecoder is a Decoder whose decoding may wait on I/O, such as
+// fetching a writer schema from the schema registry; the consume loop passes
+// its ctx so that shutdown need not wait for a request to time out.
+type ContextDecoder interface {
+	DecodeContext(ctx context.Context, key, value []byte, m Meta) (Decoded, error)
+}
+
+// UnavailableError is a record that could not be decoded because something
+// it needs is out of reach for now: its writer schema, with the schema
+// registry down. It is no DecodeError, since the record may be fine: the
+// consume loop decodes it again rather than send it to the DLQ.
+type UnavailableError struct {
+	Err error
+}
+
+func (e *UnavailableError) Error() string { return "unavailable, to retry: " + e.Err.Error() }
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Backoff between decode attempts of a record whose schema is unavailable,
+// unless Options say otherwise.
+const (
+	defaultRetryMin = 200 * time.Millisecond
+	defaultRetryMax = 30 * time.Second
+)
+
+// decodeWaiting decodes r, and while that fails with an *UnavailableError it
+// waits, with capped exponential backoff, and tries again: its partition
+// stops there, so order is kept and no good record goes to the DLQ because
+// the registry is down. Each retry is counted and logged. It returns an
+// error only when ctx ends first.
+func (c *Consumer) decodeWaiting(ctx context.Context, r *kgo.Record) (reconcile.Item, error) {
+	wait := c.opts.RetryMin
+	for attempt := 1; ; attempt++ {
+		it, err := c.decode(ctx, r)
+		if err == nil {
+			if attempt > 1 {
+				c.log.Info("decoding resumed", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "attempts", attempt)
+			}
+			return it, nil
+		}
+		if ctx.Err() != nil {
+			return it, context.Cause(ctx)
+		}
+		if m := c.opts.Metrics; m != nil {
+			route := c.routes[r.Topic]
+			m.decodeRetries.WithLabelValues(route.Dataset, route.System).Inc()
+		}
+		c.log.Warn("cannot decode: schema unavailable; the partition waits and retries",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "attempt", attempt, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return it, context.Cause(ctx)
+		case <-t.C:
+		}
+		wait = min(2*wait, c.opts.RetryMax)
+	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/recon-dev/recon/consumer"
 	"github.com/recon-dev/recon/reconcile"
 	"github.com/recon-dev/recon/repair"
+	"github.com/recon-dev/recon/schemas"
 	"github.com/recon-dev/recon/state"
 )
 
@@ -98,8 +99,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		}
 	}()
 
-	if cfg.Outputs.Format != "" && cfg.Outputs.Format != "json" {
-		return nil, fmt.Errorf("outputs.format %q is not supported by this build yet: use json", cfg.Outputs.Format)
+	encoder, err := outputEncoder(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	pubOpts := repair.PublisherOptions{}
+	if encoder != nil {
+		pubOpts.Encoder = encoder
+		opts.Now = millisClock(opts.Now)
+		p.opts.Now = opts.Now
 	}
 	kopts, err := kafkaOpts(cfg.Kafka)
 	if err != nil {
@@ -113,7 +121,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	}
 	hasher := compare.NewHasher([]byte(cfg.Digest.Key))
 
-	routes, datasets, policies, err := buildRoutes(cfg, hasher)
+	inputReg, err := inputRegistry(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	routes, datasets, policies, err := buildRoutes(cfg, hasher, inputReg)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +144,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	}
 
 	pubMetrics := repair.NewPublisherMetrics(opts.Registry, p.store)
-	p.publisher = repair.NewPublisher(p.store, p.producer, pubMetrics, opts.Logger.With("component", "publisher"), repair.PublisherOptions{})
+	p.publisher = repair.NewPublisher(p.store, p.producer, pubMetrics, opts.Logger.With("component", "publisher"), pubOpts)
 
 	p.progress = consumer.NewProgress(opts.Now)
 	store := p.store // the gauges may be scraped after Close has cleared p.store
@@ -163,6 +175,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		Extra:        kopts,
 		Logger:       opts.Logger.With("component", "consumer"),
 		Metrics:      consumer.NewMetrics(opts.Registry, p.progress),
+		// Records over kafka.max_record_bytes go to the DLQ undecoded.
+		MaxRecordBytes: cfg.Kafka.MaxRecordBytes,
 	})
 	if err != nil {
 		return nil, err
@@ -246,8 +260,9 @@ func pingAndEnsureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config
 	return nil
 }
 
-// buildRoutes derives decoders, normalization rules and engine datasets.
-func buildRoutes(cfg *config.Config, hasher *compare.Hasher) ([]consumer.Route, []reconcile.Dataset, map[string]repair.Policy, error) {
+// buildRoutes derives decoders, normalization rules and engine datasets; reg
+// serves the Avro inputs' writer schemas (nil without Avro inputs).
+func buildRoutes(cfg *config.Config, hasher *compare.Hasher, reg *schemas.Registry) ([]consumer.Route, []reconcile.Dataset, map[string]repair.Policy, error) {
 	var routes []consumer.Route
 	var datasets []reconcile.Dataset
 	policies := make(map[string]repair.Policy)
@@ -263,7 +278,7 @@ func buildRoutes(cfg *config.Config, hasher *compare.Hasher) ([]consumer.Route, 
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("dataset %s system %s: %w", d.Name, s.Name, err)
 			}
-			dec, err := Decoder(s)
+			dec, err := SystemDecoder(s, reg)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("dataset %s system %s: %w", d.Name, s.Name, err)
 			}
@@ -278,10 +293,41 @@ func buildRoutes(cfg *config.Config, hasher *compare.Hasher) ([]consumer.Route, 
 	return routes, datasets, policies, nil
 }
 
+// inputRegistryTimeout bounds the check that the schema registry answers.
+const inputRegistryTimeout = 15 * time.Second
+
+// inputRegistry is the schema registry client of the Avro inputs, nil when
+// no input is Avro. It asks the registry once, so that a wrong URL or a
+// registry that is down stops recon at start with one line rather than
+// leaving every Avro partition waiting.
+func inputRegistry(ctx context.Context, cfg *config.Config) (*schemas.Registry, error) {
+	avro := false
+	for _, d := range cfg.Datasets {
+		avro = avro || config.IsAvroFormat(d.Source.Format)
+		for _, t := range d.Targets {
+			avro = avro || config.IsAvroFormat(t.Format)
+		}
+	}
+	if !avro {
+		return nil, nil
+	}
+	reg, err := schemas.NewRegistry(cfg.SchemaRegistry.URL)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, inputRegistryTimeout)
+	defer cancel()
+	if err := reg.Ping(pctx); err != nil {
+		return nil, fmt.Errorf("schema registry unreachable at %s (Avro inputs read their schemas there): %w", reg.URL(), err)
+	}
+	return reg, nil
+}
+
 // SystemRules builds the normalization rules recon uses for system s of
 // dataset d. Tools that must judge rows exactly as recon does use it too.
 func SystemRules(d config.Dataset, s config.System) (*compare.Rules, error) {
-	return compare.NewRules(d.Key, s.Rename, ignoreFor(d, s), d.Compare.Types, d.Compare.FloatTolerance)
+	return compare.NewRules(d.Key, s.Rename, ignoreFor(d, s), d.Compare.Types, d.Compare.FloatTolerance,
+		compare.CaseInsensitive(d.Compare.CaseInsensitive))
 }
 
 // ignoreFor adds a target's lineage field to the ignored columns: it is
@@ -297,8 +343,13 @@ func ignoreFor(d config.Dataset, s config.System) []string {
 	return append(slices.Clone(d.Compare.Ignore), field)
 }
 
-// Decoder returns the decoder of system s's format.
-func Decoder(s config.System) (consumer.Decoder, error) {
+// Decoder returns the decoder of system s's format, for the formats that need
+// no schema registry (the JSON ones); see SystemDecoder.
+func Decoder(s config.System) (consumer.Decoder, error) { return SystemDecoder(s, nil) }
+
+// SystemDecoder returns the decoder recon uses for system s. The Avro formats
+// read their writer schemas from reg, which they require.
+func SystemDecoder(s config.System, reg *schemas.Registry) (consumer.Decoder, error) {
 	version, err := compare.ParseVersionSpec(s.Version)
 	if err != nil {
 		return nil, err
@@ -312,6 +363,14 @@ func Decoder(s config.System) (consumer.Decoder, error) {
 		return consumer.NewDebeziumJSON(version, lineage), nil
 	case "flat-json":
 		return consumer.NewFlatJSON(version, lineage), nil
+	case "debezium-avro", "flat-avro":
+		if reg == nil {
+			return nil, fmt.Errorf("format %s needs a schema registry (schema_registry.url)", s.Format)
+		}
+		if s.Format == "flat-avro" {
+			return consumer.NewFlatAvro(reg, version, lineage), nil
+		}
+		return consumer.NewDebeziumAvro(reg, version, lineage), nil
 	default:
 		return nil, fmt.Errorf("format %q is not supported by this build yet", s.Format)
 	}

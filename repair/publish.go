@@ -30,6 +30,18 @@ type PublisherOptions struct {
 	// producer retries retriable errors without limit, so this is what turns a
 	// sick broker into a failure the breaker can count.
 	ProduceTimeout time.Duration
+	// Encoder re-encodes each value as it leaves the outbox (default nil:
+	// values go out as the outbox holds them, in JSON).
+	Encoder Encoder
+}
+
+// Encoder turns the value of an outbox record into the bytes published to
+// topic. The outbox keeps the JSON form whatever the output format: it is the
+// canonical, auditable one, and a change of format applies to records
+// already waiting. An encoder returns values of topics it does not know as
+// they are (the DLQ keeps the original record's bytes).
+type Encoder interface {
+	EncodeValue(topic string, value []byte) ([]byte, error)
 }
 
 func (o *PublisherOptions) defaults() {
@@ -224,8 +236,18 @@ func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
 	if len(recs) == 0 {
 		return 0, p.probe(ctx)
 	}
+	// Encoding comes before the breaker: a value that cannot be encoded says
+	// nothing about the brokers. It stays in the outbox, failing every drain
+	// loudly, rather than be dropped: that is a bug to fix, not an event to lose.
+	krs, err := p.records(recs)
+	if err != nil {
+		if p.metrics != nil {
+			p.metrics.failures.Inc()
+		}
+		return 0, err
+	}
 	_, err = p.cb.Execute(func() (struct{}, error) {
-		att := p.produce(ctx, recs)
+		att := p.produce(ctx, recs, krs)
 		t := time.NewTimer(p.opts.ProduceTimeout)
 		defer t.Stop()
 		select {
@@ -263,9 +285,29 @@ func (p *Publisher) probe(ctx context.Context) error {
 	return err
 }
 
-// produce hands recs to the producer; the attempt completes when every record
-// is acknowledged (and deleted from the outbox) or one failed.
-func (p *Publisher) produce(ctx context.Context, recs []state.OutboxRecord) *attempt {
+// records turns outbox records into Kafka records, values encoded.
+func (p *Publisher) records(recs []state.OutboxRecord) ([]*kgo.Record, error) {
+	krs := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		value := r.Value
+		if p.opts.Encoder != nil {
+			var err error
+			if value, err = p.opts.Encoder.EncodeValue(r.Topic, r.Value); err != nil {
+				return nil, fmt.Errorf("encoding outbox record %d for %s: %w", r.Seq, r.Topic, err)
+			}
+		}
+		kr := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: value}
+		for _, h := range r.Headers {
+			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		krs[i] = kr
+	}
+	return krs, nil
+}
+
+// produce hands krs, made from recs, to the producer; the attempt completes
+// when every record is acknowledged (and deleted from the outbox) or one failed.
+func (p *Publisher) produce(ctx context.Context, recs []state.OutboxRecord, krs []*kgo.Record) *attempt {
 	att := &attempt{done: make(chan struct{})}
 	seqs := make([]uint64, len(recs))
 	var (
@@ -298,10 +340,8 @@ func (p *Publisher) produce(ctx context.Context, recs []state.OutboxRecord) *att
 	}
 	for i, r := range recs {
 		seqs[i] = r.Seq
-		kr := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
-		for _, h := range r.Headers {
-			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-		}
+	}
+	for _, kr := range krs {
 		p.client.Produce(ctx, kr, func(_ *kgo.Record, err error) { finish(err) })
 	}
 	return att

@@ -23,6 +23,7 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tlsCert := fs.String("tls-cert", "", "PEM server certificate; serves TLS only (default: plaintext)")
 	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
 	tlsClientCA := fs.String("tls-client-ca", "", "PEM CAs that must have signed every client's certificate (default: no client certificates)")
+	registry := fs.String("schema-registry", "", "host:port to serve an in-memory schema registry on, over plain HTTP; it keeps nothing across restarts, even with --data-dir (default: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,9 +42,14 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	b, err := broker.Start(broker.Options{Listen: *listen, DataDir: *dataDir, Partitions: *partitions, SASL: sasl, TLS: tlsOpts})
+	b, err := broker.Start(broker.Options{Listen: *listen, DataDir: *dataDir, Partitions: *partitions, SASL: sasl, TLS: tlsOpts,
+		SchemaRegistry: *registry})
 	if err != nil {
 		return err
+	}
+	if url := b.SchemaRegistryURL(); url != "" {
+		// Before the broker's line, which scripts wait for: both are up then.
+		fmt.Fprintf(stdout, "schema registry listening on %s\n", url)
 	}
 	where := "in memory"
 	if *dataDir != "" {

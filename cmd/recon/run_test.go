@@ -119,8 +119,15 @@ func TestRunFailsAtStartWithOneLine(t *testing.T) {
 		{"unknown field", writeConfig(t, "127.0.0.1:9", "127.0.0.1:0", "bogus: 1\n"), "bogus: unknown field"},
 		{"two problems", writeConfig(t, "127.0.0.1:9", "127.0.0.1:0", "outputs: {format: xml, dlq: pg.orders}\n"), "outputs"},
 		{"unreachable broker", writeConfig(t, "127.0.0.1:9", "127.0.0.1:0", ""), "kafka unreachable"},
-		{"avro outputs not built", writeConfig(t, "127.0.0.1:9", "127.0.0.1:0", "schema_registry: {url: \"http://127.0.0.1:8081\"}\noutputs: {format: avro}\n"), "not supported"},
 	}
+	// The schema registry is checked once Kafka answers.
+	b, err := broker.Start(broker.Options{Topics: []string{"pg.orders", "rp.orders"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tests = append(tests, struct{ name, cfg, want string }{"unreachable schema registry",
+		writeConfig(t, b.Addr(), "127.0.0.1:0", "schema_registry: {url: \"http://"+freeAddr(t)+"\"}\noutputs: {format: avro}\n"), "schema registry"})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var errb bytes.Buffer
