@@ -17,7 +17,6 @@ import (
 type polled struct {
 	items    []reconcile.Item
 	advances []advance
-	last     []*kgo.Record // the newest record of each partition, to mark for commit
 }
 
 type advance struct {
@@ -131,9 +130,9 @@ func (c *Consumer) own(added map[string][]int32) {
 	}
 }
 
-// disown stops accepting records of the partitions and waits until every
-// batch already polled is applied.
-func (c *Consumer) disown(gone map[string][]int32) {
+// disown stops accepting records of the partitions, waits until every batch
+// already polled is applied, and has the handler make it durable.
+func (c *Consumer) disown(ctx context.Context, gone map[string][]int32) {
 	c.mu.Lock()
 	for topic, parts := range gone {
 		for _, p := range parts {
@@ -144,6 +143,9 @@ func (c *Consumer) disown(gone map[string][]int32) {
 		c.drained.Wait()
 	}
 	c.mu.Unlock()
+	if err := c.handler.Flush(ctx); err != nil {
+		c.log.Error("making the revoked partitions' state durable failed; the next owner replays from the last checkpoint", "err", err)
+	}
 	for topic, parts := range gone {
 		for _, p := range parts {
 			c.progress.revoke(topic, p)
@@ -151,8 +153,8 @@ func (c *Consumer) disown(gone map[string][]int32) {
 	}
 }
 
-// apply folds one batch durably, then lets the watermarks and the Kafka
-// commit advance: offsets reach Kafka only after they are in the state.
+// apply folds one batch, then lets the watermarks advance. Offsets reach
+// Kafka later, once the handler has made them durable (MarkDurable).
 func (c *Consumer) apply(ctx context.Context, b *polled) error {
 	if err := c.handler.Apply(ctx, b.items); err != nil {
 		if ctx.Err() != nil {
@@ -166,7 +168,6 @@ func (c *Consumer) apply(ctx context.Context, b *polled) error {
 	for _, a := range b.advances {
 		c.progress.advanced(a.topic, a.partition, a.next, a.newest)
 	}
-	c.client.MarkCommitRecords(b.last...)
 	return nil
 }
 
@@ -217,7 +218,6 @@ func (c *Consumer) decodeParts(parts []kgo.FetchTopicPartition) *polled {
 		last := p.Records[len(p.Records)-1]
 		a.next = last.Offset + 1
 		b.advances = append(b.advances, a)
-		b.last = append(b.last, last)
 	}
 	return b
 }

@@ -49,7 +49,7 @@ type eventCount struct{ dataset, system, op string }
 
 func (t *txn) count(c eventCount) {
 	if t.e.opts.Metrics != nil {
-		t.counts[c]++
+		t.p.counts[c]++
 	}
 }
 
@@ -207,6 +207,6 @@ func (t *txn) setDeadline(d *Dataset, ts *state.TargetState, key, target string,
 	if ts.Deadline.Equal(at) {
 		return
 	}
-	t.batch.MoveTimer(d.Name, target, key, ts.Deadline, at)
+	t.p.moveTimer(d.Name, target, key, ts.Deadline, at)
 	ts.Deadline = at
 }
