@@ -318,6 +318,9 @@ func (c *Consumer) decodeChange(route *Route, r *kgo.Record) (*compare.ChangeEve
 		ev.Row, ev.Unchanged = row, unchanged
 		if route.Hasher != nil {
 			ev.Cols = route.Hasher.Columns(row)
+			if len(unchanged) == 0 {
+				ev.Digest = route.Hasher.Digest(ev.Cols)
+			}
 		}
 	}
 	return ev, "", nil
