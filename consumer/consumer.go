@@ -37,9 +37,11 @@ type Route struct {
 }
 
 // Handler folds polled batches; it is reconcile.Engine in production. What
-// Apply folds becomes durable later, all of it by the time Flush returns.
+// Apply folds becomes durable later: soon after Checkpoint, all of it by the
+// time Flush returns.
 type Handler interface {
 	Apply(ctx context.Context, items []reconcile.Item) error
+	Checkpoint(ctx context.Context) error
 	Flush(ctx context.Context) error
 }
 

@@ -17,6 +17,8 @@ import (
 type polled struct {
 	items    []reconcile.Item
 	advances []advance
+	// caughtUp says the poll took everything the client had buffered.
+	caughtUp bool
 }
 
 type advance struct {
@@ -47,7 +49,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(applyDone)
 		for b := range batches {
 			if ctx.Err() == nil {
-				if err := c.apply(ctx, b); err != nil {
+				err := c.apply(ctx, b)
+				if err == nil && b.caughtUp && len(batches) == 0 {
+					// Nothing more to fold for now: make it durable soon.
+					err = c.handler.Checkpoint(ctx)
+				}
+				if err != nil && ctx.Err() == nil {
 					cancel(err)
 				}
 			}
@@ -81,6 +88,7 @@ func (c *Consumer) pollLoop(ctx context.Context, batches chan<- *polled) {
 			continue
 		}
 		b := c.decodeParts(parts)
+		b.caughtUp = fetches.NumRecords() < c.opts.MaxPoll
 		select {
 		case batches <- b:
 		case <-ctx.Done():

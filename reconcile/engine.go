@@ -244,6 +244,19 @@ func (e *Engine) Apply(ctx context.Context, items []Item) error {
 	return nil
 }
 
+// Checkpoint starts a checkpoint of what is pending unless one is being
+// written, and does not wait: the consumer calls it when it has caught up
+// with its input, where latency matters more than folding more changes
+// into one write.
+func (e *Engine) Checkpoint(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.inflight != nil && len(e.inflight) == 0 {
+		return e.failed // the sweeper's tick takes what is left
+	}
+	return e.checkpoint()
+}
+
 // Flush makes everything folded so far durable, and waits for it.
 func (e *Engine) Flush(ctx context.Context) error {
 	e.mu.Lock()
