@@ -112,11 +112,11 @@ type Counts struct {
 	Ignored           int64   // events that changed nothing (recon_events_ignored_total)
 	Rejected          int64   // records sent to the DLQ (recon_dlq_records_total)
 	DivergencesOpened int64   // recon_divergences_opened_total
-	Batches           int64   // synced Badger batches (recon_batch_commit_seconds count)
-	BatchSeconds      float64 // their total time: fold and synced commit (recon_batch_commit_seconds sum)
+	Batches           int64   // synced checkpoints (recon_batch_commit_seconds count)
+	BatchSeconds      float64 // their total time to write and sync (recon_batch_commit_seconds sum)
 }
 
-// MeanBatch is the mean time to fold and durably commit one batch.
+// MeanBatch is the mean time to write and sync one checkpoint.
 func (c Counts) MeanBatch() time.Duration {
 	if c.Batches == 0 {
 		return 0
@@ -205,7 +205,7 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	res.Full.CPU = cpuSince(cpu)
 	c := res.Recon
 	fmt.Fprintf(out, "full recon:  %s\n", res.Full)
-	fmt.Fprintf(out, "badger: %d state keys, %d synced batches (%s each on average to fold and commit)\n",
+	fmt.Fprintf(out, "badger: %d state keys, %d synced checkpoints (%s each on average to write and sync)\n",
 		c.StateKeys, c.Batches, c.MeanBatch().Round(time.Microsecond))
 	fmt.Fprintf(out, "events folded: %d, ignored: %d, rejected: %d, divergences opened: %d\n",
 		c.Events, c.Ignored, c.Rejected, c.DivergencesOpened)

@@ -140,6 +140,9 @@ type ChangeEvent struct {
 	// Cols are the Row's column hashes (Hasher.Columns), computed by the
 	// decoding stage when it can so the single writer does not have to.
 	Cols Columns
+	// Digest is Cols' digest, also computed while decoding, when no column
+	// is Unchanged; zero otherwise.
+	Digest Digest
 	// EventTime is when the change happened in its database (source.ts_ms), or the
 	// record timestamp when the format carries none.
 	EventTime time.Time

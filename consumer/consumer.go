@@ -38,9 +38,13 @@ type Route struct {
 	Hasher *compare.Hasher
 }
 
-// Handler folds a polled batch durably; it is reconcile.Engine in production.
+// Handler folds polled batches; it is reconcile.Engine in production. What
+// Apply folds becomes durable later: soon after Checkpoint, all of it by the
+// time Flush returns.
 type Handler interface {
 	Apply(ctx context.Context, items []reconcile.Item) error
+	Checkpoint(ctx context.Context) error
+	Flush(ctx context.Context) error
 }
 
 // Options configure a Consumer.
@@ -238,17 +242,30 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][
 }
 
 func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	// Batches already polled for these partitions are folded in before they
-	// are handed over, and their offsets committed: the next owner starts
-	// exactly where this one stopped.
-	c.disown(revoked)
+	// Batches already polled for these partitions are folded in and made
+	// durable before they are handed over, and their offsets committed: the
+	// next owner starts exactly where this one stopped.
+	c.disown(ctx, revoked)
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("committing offsets on revoke failed; the state store keeps the truth", "err", err)
 	}
 }
 
-func (c *Consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	c.disown(lost)
+func (c *Consumer) lost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.disown(ctx, lost)
+}
+
+// MarkDurable lets Kafka commits advance to offsets the state store holds.
+func (c *Consumer) MarkDurable(offsets map[string]map[int32]int64) {
+	marks := make(map[string]map[int32]kgo.EpochOffset, len(offsets))
+	for topic, parts := range offsets {
+		m := make(map[int32]kgo.EpochOffset, len(parts))
+		for p, next := range parts {
+			m[p] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		}
+		marks[topic] = m
+	}
+	c.client.MarkCommitOffsets(marks)
 }
 
 func (c *Consumer) listLoop(ctx context.Context) {
@@ -333,6 +350,9 @@ func (c *Consumer) decodeChange(ctx context.Context, route *Route, r *kgo.Record
 		ev.Row, ev.Unchanged = row, unchanged
 		if route.Hasher != nil {
 			ev.Cols = route.Hasher.Columns(row)
+			if len(unchanged) == 0 {
+				ev.Digest = route.Hasher.Digest(ev.Cols)
+			}
 		}
 	}
 	return ev, "", nil

@@ -17,7 +17,8 @@ import (
 type polled struct {
 	items    []reconcile.Item
 	advances []advance
-	last     []*kgo.Record // the newest record of each partition, to mark for commit
+	// caughtUp says the poll took everything the client had buffered.
+	caughtUp bool
 }
 
 type advance struct {
@@ -48,7 +49,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(applyDone)
 		for b := range batches {
 			if ctx.Err() == nil {
-				if err := c.apply(ctx, b); err != nil {
+				err := c.apply(ctx, b)
+				if err == nil && b.caughtUp && len(batches) == 0 {
+					// Nothing more to fold for now: make it durable soon.
+					err = c.handler.Checkpoint(ctx)
+				}
+				if err != nil && ctx.Err() == nil {
 					cancel(err)
 				}
 			}
@@ -86,6 +92,7 @@ func (c *Consumer) pollLoop(ctx context.Context, batches chan<- *polled) {
 			c.finished()
 			return
 		}
+		b.caughtUp = fetches.NumRecords() < c.opts.MaxPoll
 		select {
 		case batches <- b:
 		case <-ctx.Done():
@@ -135,9 +142,9 @@ func (c *Consumer) own(added map[string][]int32) {
 	}
 }
 
-// disown stops accepting records of the partitions and waits until every
-// batch already polled is applied.
-func (c *Consumer) disown(gone map[string][]int32) {
+// disown stops accepting records of the partitions, waits until every batch
+// already polled is applied, and has the handler make it durable.
+func (c *Consumer) disown(ctx context.Context, gone map[string][]int32) {
 	c.mu.Lock()
 	for topic, parts := range gone {
 		for _, p := range parts {
@@ -148,6 +155,9 @@ func (c *Consumer) disown(gone map[string][]int32) {
 		c.drained.Wait()
 	}
 	c.mu.Unlock()
+	if err := c.handler.Flush(ctx); err != nil {
+		c.log.Error("making the revoked partitions' state durable failed; the next owner replays from the last checkpoint", "err", err)
+	}
 	for topic, parts := range gone {
 		for _, p := range parts {
 			c.progress.revoke(topic, p)
@@ -155,8 +165,8 @@ func (c *Consumer) disown(gone map[string][]int32) {
 	}
 }
 
-// apply folds one batch durably, then lets the watermarks and the Kafka
-// commit advance: offsets reach Kafka only after they are in the state.
+// apply folds one batch, then lets the watermarks advance. Offsets reach
+// Kafka later, once the handler has made them durable (MarkDurable).
 func (c *Consumer) apply(ctx context.Context, b *polled) error {
 	if err := c.handler.Apply(ctx, b.items); err != nil {
 		if ctx.Err() != nil {
@@ -170,7 +180,6 @@ func (c *Consumer) apply(ctx context.Context, b *polled) error {
 	for _, a := range b.advances {
 		c.progress.advanced(a.topic, a.partition, a.next, a.newest)
 	}
-	c.client.MarkCommitRecords(b.last...)
 	return nil
 }
 
@@ -228,7 +237,6 @@ func (c *Consumer) decodeParts(ctx context.Context, parts []kgo.FetchTopicPartit
 		last := p.Records[len(p.Records)-1]
 		a.next = last.Offset + 1
 		b.advances = append(b.advances, a)
-		b.last = append(b.last, last)
 	}
 	return b, true
 }

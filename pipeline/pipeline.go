@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -152,6 +153,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		keys, lsm, vlog := store.Stats()
 		return keys, lsm + vlog
 	})
+	// Kafka commits follow the checkpoints: the engine tells the consumer
+	// which offsets are durable. The consumer is built after the engine.
+	var marker atomic.Pointer[consumer.Consumer]
 	p.engine, err = reconcile.New(p.store, reconcile.Options{
 		Datasets:     datasets,
 		Outputs:      reconcile.Outputs{Divergences: cfg.Outputs.Divergences, Repairs: cfg.Outputs.Repairs, DLQ: cfg.Outputs.DLQ},
@@ -163,6 +167,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		Metrics:      engMetrics,
 		Logger:       opts.Logger.With("component", "engine"),
 		Now:          opts.Now,
+		Durable: func(offsets map[string]map[int32]int64) {
+			if c := marker.Load(); c != nil {
+				c.MarkDurable(offsets)
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -181,6 +190,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	if err != nil {
 		return nil, err
 	}
+	marker.Store(p.consumer)
 
 	// "-" disables HTTP: tools that embed recon (bench) need no endpoints.
 	if cfg.HTTP.Listen != "-" {
@@ -443,6 +453,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.log.Info("recon running", "datasets", len(p.cfg.Datasets), "http", p.Addr())
 	<-ctx.Done()
 	wg.Wait()
+	// The consumer and the sweeper have stopped: checkpoint what they folded.
+	if err := p.engine.Flush(context.WithoutCancel(ctx)); err != nil {
+		p.log.Error("checkpointing state on shutdown failed; the next start replays from the last checkpoint", "err", err)
+	}
 
 	stopPub()
 	<-pubDone

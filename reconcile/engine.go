@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -60,8 +61,14 @@ type Options struct {
 	Metrics      *Metrics // may be nil
 	Logger       *slog.Logger
 	Now          func() time.Time // default time.Now
-	// MaxBatch bounds the events of one Badger transaction (default 5000).
-	MaxBatch int
+	// CheckpointEvery is how long folded changes may wait in memory before
+	// they are checkpointed (default 250ms); a negative value checkpoints at
+	// every Apply. Checkpoints also come sooner when they grow large, before
+	// a sweep and on Flush.
+	CheckpointEvery time.Duration
+	// Durable, if set, is told the input offsets of each checkpoint once it
+	// is on disk: they may then be committed to Kafka. It must not block.
+	Durable func(offsets map[string]map[int32]int64)
 	// CacheKeys bounds the key states kept decoded in memory (default 200000).
 	CacheKeys int
 }
@@ -74,12 +81,19 @@ type Engine struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	// mu serializes batches and sweeps: both read-modify-write key states.
+	// mu serializes folds, sweeps and checkpoints: all read-modify-write
+	// key states.
 	mu sync.Mutex
-	// cache holds committed key states by dataset \x00 key. The engine is
-	// the only writer, so a cached state is the stored state; a failed commit
-	// drops the states it touched, which may hold uncommitted changes.
+	// cache holds key states by dataset \x00 key: the stored state, plus the
+	// changes pending for the next checkpoint (pend.dirty). The engine is the
+	// only writer, so a clean cached state is the stored state.
 	cache map[string]*state.KeyState
+	pend  *pending
+	// inflight gets the outcome of the checkpoint Badger is writing, if any.
+	inflight chan error
+	// failed is set once a fold or a checkpoint failed: the cache no longer
+	// matches what will be stored, so the engine refuses further work.
+	failed error
 
 	freeMu sync.Mutex
 	free   []*state.Batch
@@ -96,14 +110,15 @@ func New(store *state.Store, opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 5000
+	if opts.CheckpointEvery == 0 {
+		opts.CheckpointEvery = 250 * time.Millisecond
 	}
 	if opts.CacheKeys <= 0 {
 		opts.CacheKeys = 200_000
 	}
 	e := &Engine{store: store, datasets: make(map[string]*Dataset), opts: opts, log: opts.Logger, now: opts.Now,
 		cache: make(map[string]*state.KeyState)}
+	e.pend = e.newPending()
 	for i := range opts.Datasets {
 		d := &opts.Datasets[i]
 		e.datasets[d.Name] = d
@@ -182,115 +197,307 @@ type Reject struct {
 	Record                  state.OutboxRecord
 }
 
-// Apply folds items into state and commits them with their offsets, in
-// chunks of at most MaxBatch items, each chunk one durable transaction. While
-// Badger writes and syncs chunk k, chunk k+1 is folded; it is submitted only
-// once chunk k is durable, so a failed commit never leaves a later chunk's
-// offsets stored over lost changes. Apply returns once everything is durable.
+// Apply folds items into the key states and queues their writes; they become
+// durable together at the next checkpoint. A checkpoint is one synced Badger
+// transaction holding every key state changed since the last one, the timer
+// index changes, the outbox records and the input offsets: state and offsets
+// never disagree on disk. Folding only in memory between checkpoints lets a
+// key changed many times, and a window opened and closed, cost one write.
+// Apply starts a checkpoint when one is due; Flush forces one and waits.
 func (e *Engine) Apply(ctx context.Context, items []Item) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.trim()
-	var prev chan error
-	wait := func() error {
-		if prev == nil {
-			return nil
-		}
-		err := <-prev
-		prev = nil
-		return err
+	if e.failed != nil {
+		return e.failed
 	}
-	for len(items) > 0 {
-		if err := ctx.Err(); err != nil {
-			wait()
-			return err
-		}
-		n := min(len(items), e.opts.MaxBatch)
-		tx, err := e.foldChunk(items[:n])
-		if err != nil {
-			wait()
-			e.forgetAll() // the chunk changed cached states it will not commit
-			return err
-		}
-		if err := wait(); err != nil {
-			e.forgetAll()
-			return err
-		}
-		prev = make(chan error, 1)
-		tx.submit(prev)
-		items = items[n:]
+	if e.inflight == nil {
+		e.trim()
 	}
-	if err := wait(); err != nil {
-		e.forgetAll()
-		return err
-	}
-	return nil
-}
-
-func (e *Engine) foldChunk(items []Item) (*txn, error) {
 	tx := e.begin()
-	tx.started = time.Now()
 	now := e.now().UTC()
-	// One stored offset per partition, written once: items of a partition
-	// come in offset order.
-	type tp struct {
-		topic     string
-		partition int32
-	}
-	next := make(map[tp]int64)
 	for i := range items {
+		if i%1024 == 0 && ctx.Err() != nil {
+			// The items folded so far stay pending with their offsets.
+			return ctx.Err()
+		}
 		it := &items[i]
 		switch {
 		case it.Event != nil:
 			if err := tx.fold(it.Event, now); err != nil {
-				return nil, err
+				return e.fail(err)
 			}
 		case it.Reject != nil:
-			tx.batch.AppendOutbox(it.Reject.Record)
-			tx.outboxed++
+			tx.p.batch.AppendOutbox(it.Reject.Record)
+			tx.p.outboxed++
 			r := it.Reject
 			tx.metric(func(m *Metrics) { m.dlq.WithLabelValues(r.Dataset, r.System, r.Reason).Inc() })
 		}
-		next[tp{it.Topic, it.Partition}] = it.Offset + 1
+		tx.p.offsets[partitionKey{it.Topic, it.Partition}] = it.Offset + 1
+		tx.p.items++
 	}
 	if tx.err != nil {
-		return nil, tx.err
+		return e.fail(tx.err)
 	}
-	for p, n := range next {
-		tx.batch.SetOffset(p.topic, p.partition, n)
+	if e.pend.due(e.opts.CheckpointEvery, time.Now()) {
+		return e.checkpoint()
 	}
-	return tx, nil
+	return nil
 }
 
-// forgetAll drops every cached state: after a failed commit the cache may
-// hold changes that never reached the store.
+// Checkpoint starts a checkpoint of what is pending unless one is being
+// written, and does not wait: the consumer calls it when it has caught up
+// with its input, where latency matters more than folding more changes
+// into one write.
+func (e *Engine) Checkpoint(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.inflight != nil && len(e.inflight) == 0 {
+		return e.failed // the sweeper's tick takes what is left
+	}
+	return e.checkpoint()
+}
+
+// Flush makes everything folded so far durable, and waits for it.
+func (e *Engine) Flush(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.flush()
+}
+
+func (e *Engine) flush() error {
+	if err := e.checkpoint(); err != nil {
+		return err
+	}
+	return e.waitInflight()
+}
+
+// fail stops the engine: the cache may hold changes that will never be
+// stored, so nothing more is folded or checkpointed. The process restarts
+// from the stored offsets.
+func (e *Engine) fail(err error) error {
+	if e.failed == nil {
+		e.failed = err
+	}
+	e.waitInflight()
+	e.forgetAll()
+	e.pend = e.newPending()
+	return e.failed
+}
+
+// forgetAll drops every cached state.
 func (e *Engine) forgetAll() { e.cache = make(map[string]*state.KeyState) }
 
-// txn is one read-modify-write pass: key states loaded once, changed in
-// memory, written with everything else in one state.Batch.
-type txn struct {
-	e        *Engine
-	batch    *state.Batch
-	states   map[string]*state.KeyState // by dataset \x00 key
-	created  map[string]bool            // states the store does not hold yet
-	order    []string
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// timerKey is one entry of the timer index.
+type timerKey struct {
+	dataset, target, key string
+	deadline             int64 // unix nanos
+}
+
+// pending is what was folded since the last checkpoint: the ids of the
+// changed key states (the states themselves are in the cache) and the writes
+// that go with them.
+type pending struct {
+	batch   *state.Batch // outbox, DLQ and repair records, in the order they were made
+	dirty   []string     // changed key states, by dataset \x00 key, in first-change order
+	isDirty map[string]bool
+	created map[string]bool // dirty states the store does not hold yet
+	// timers holds the net change to the timer index: true adds an entry,
+	// false deletes a stored one. A window opened and closed between two
+	// checkpoints never reaches the store.
+	timers  map[timerKey]bool
+	offsets map[partitionKey]int64
+	// minDeadline is the earliest deadline added (unix nanos): the sweeper
+	// checkpoints before it is due, since it reads due timers from the store.
+	minDeadline int64
+	// effects and counts move metrics once the checkpoint is durable.
+	effects  []func(*Metrics)
+	counts   map[eventCount]int
 	outboxed int
-	// effects and counts are applied to metrics only once the commit succeeded.
-	effects []func(*Metrics)
-	counts  map[eventCount]int
+	items    int
+	since    time.Time // when the first change was folded
+}
+
+// Bounds of one checkpoint, well inside Badger's transaction limits (about
+// 100k entries with the default 64 MB memtable).
+const (
+	maxDirty       = 16_000
+	maxTimerWrites = 32_000
+	maxBatchOps    = 16_000
+)
+
+func (e *Engine) newPending() *pending {
+	return &pending{batch: e.getBatch(), isDirty: make(map[string]bool), created: make(map[string]bool),
+		timers: make(map[timerKey]bool), offsets: make(map[partitionKey]int64), counts: make(map[eventCount]int),
+		minDeadline: math.MaxInt64}
+}
+
+func (p *pending) empty() bool {
+	return len(p.dirty) == 0 && len(p.timers) == 0 && len(p.offsets) == 0 && p.batch.Len() == 0
+}
+
+func (p *pending) due(every time.Duration, now time.Time) bool {
+	switch {
+	case p.empty():
+		return false
+	case every <= 0, len(p.dirty) >= maxDirty, len(p.timers) >= maxTimerWrites, p.batch.Len() >= maxBatchOps:
+		return true
+	}
+	return !p.since.IsZero() && now.Sub(p.since) >= every
+}
+
+func (p *pending) touch(id string, created bool) {
+	if p.isDirty[id] {
+		return
+	}
+	if p.since.IsZero() {
+		p.since = time.Now()
+	}
+	p.isDirty[id] = true
+	p.dirty = append(p.dirty, id)
+	if created {
+		p.created[id] = true
+	}
+}
+
+func (p *pending) moveTimer(dataset, target, key string, old, new time.Time) {
+	if old.Equal(new) {
+		return
+	}
+	if p.since.IsZero() {
+		p.since = time.Now()
+	}
+	if !old.IsZero() {
+		k := timerKey{dataset, target, key, old.UnixNano()}
+		if add, ok := p.timers[k]; ok && add {
+			delete(p.timers, k) // added since the last checkpoint: never stored
+		} else {
+			p.timers[k] = false
+		}
+	}
+	if !new.IsZero() {
+		k := timerKey{dataset, target, key, new.UnixNano()}
+		if add, ok := p.timers[k]; ok && !add {
+			delete(p.timers, k) // a stored entry that stays
+		} else {
+			p.timers[k] = true
+		}
+		p.minDeadline = min(p.minDeadline, k.deadline)
+	}
+}
+
+// checkpoint submits everything pending as one transaction, after the one
+// in flight is durable: a failed checkpoint must never be followed by a later
+// one storing offsets past its lost changes. It does not wait.
+func (e *Engine) checkpoint() error {
+	if err := e.waitInflight(); err != nil {
+		return err
+	}
+	p := e.pend
+	if p.empty() {
+		return nil
+	}
+	e.pend = e.newPending()
+	b := p.batch
+	for _, id := range p.dirty {
+		ks := e.cache[id]
+		if p.created[id] && ks.Source == nil && len(ks.Targets) == 0 {
+			delete(e.cache, id) // looked up (a stale timer) but never shown by any system
+			continue
+		}
+		ds, key, _ := cutNul(id)
+		b.PutKnownKeyState(ds, key, ks, p.created[id])
+	}
+	for k, add := range p.timers {
+		at := time.Unix(0, k.deadline)
+		if add {
+			b.MoveTimer(k.dataset, k.target, k.key, time.Time{}, at)
+		} else {
+			b.MoveTimer(k.dataset, k.target, k.key, at, time.Time{})
+		}
+	}
+	var offsets map[string]map[int32]int64
+	if len(p.offsets) > 0 {
+		offsets = make(map[string]map[int32]int64)
+		for tp, next := range p.offsets {
+			b.SetOffset(tp.topic, tp.partition, next)
+			if offsets[tp.topic] == nil {
+				offsets[tp.topic] = make(map[int32]int64)
+			}
+			offsets[tp.topic][tp.partition] = next
+		}
+	}
+	done := make(chan error, 1)
+	e.inflight = done
+	started := time.Now()
+	e.store.CommitAsync(b, func(err error) {
+		if err != nil {
+			done <- fmt.Errorf("committing a checkpoint of %d key states: %w", len(p.dirty), err)
+			return
+		}
+		e.putBatch(b)
+		e.durable(p, offsets, started)
+		done <- nil
+	})
+	return nil
+}
+
+// durable runs what waits for a checkpoint to be on disk: metrics, the
+// outbox notification, and the offsets' way to Kafka.
+func (e *Engine) durable(p *pending, offsets map[string]map[int32]int64, started time.Time) {
+	if m := e.opts.Metrics; m != nil {
+		for _, f := range p.effects {
+			f(m)
+		}
+		for c, n := range p.counts {
+			if c.op == "" {
+				m.ignored.WithLabelValues(c.dataset, c.system).Add(float64(n))
+			} else {
+				m.events.WithLabelValues(c.dataset, c.system, c.op).Add(float64(n))
+			}
+		}
+		m.batches.Observe(time.Since(started).Seconds())
+	}
+	if p.outboxed > 0 && e.opts.Notifier != nil {
+		e.opts.Notifier.Notify()
+	}
+	if offsets != nil && e.opts.Durable != nil {
+		e.opts.Durable(offsets)
+	}
+}
+
+// waitInflight waits for the checkpoint in flight, if any.
+func (e *Engine) waitInflight() error {
+	if e.inflight != nil {
+		err := <-e.inflight
+		e.inflight = nil
+		if err != nil && e.failed == nil {
+			e.failed = err
+			e.forgetAll()
+			e.pend = e.newPending()
+		}
+	}
+	return e.failed
+}
+
+// txn is one pass of folding (an Apply or a sweep) into the pending
+// checkpoint.
+type txn struct {
+	e *Engine
+	p *pending
 	// err is the first failure of a step that has no error to return (the
-	// rendering of an event); a failed transaction is never committed.
-	err     error
-	started time.Time
+	// rendering of an event); it stops the engine.
+	err error
 }
 
-func (e *Engine) begin() *txn {
-	return &txn{e: e, batch: e.getBatch(), states: make(map[string]*state.KeyState), created: make(map[string]bool),
-		counts: make(map[eventCount]int)}
-}
+func (e *Engine) begin() *txn { return &txn{e: e, p: e.pend} }
 
-// getBatch reuses the arena of a committed batch: a chunk's batch holds a
-// few megabytes, and growing it afresh each time shows in profiles.
+// getBatch reuses the arena of a committed batch: a checkpoint's batch holds
+// a few megabytes, and growing it afresh each time shows in profiles.
 func (e *Engine) getBatch() *state.Batch {
 	e.freeMu.Lock()
 	defer e.freeMu.Unlock()
@@ -317,14 +524,12 @@ func (t *txn) load(dataset string, key compare.Key) (*state.KeyState, string, er
 	return s, ks, err
 }
 
-// loadByString returns the key state of dataset/ks, from this transaction,
-// the cache or the store, or a new one.
+// loadByString returns the key state of dataset/ks, from the cache or the
+// store, or a new one, and marks it changed.
 func (t *txn) loadByString(dataset, ks string, key compare.Key) (*state.KeyState, error) {
 	id := dataset + "\x00" + ks
-	if s, ok := t.states[id]; ok {
-		return s, nil
-	}
 	s, ok := t.e.cache[id]
+	created := false
 	if !ok {
 		var err error
 		s, err = t.e.store.KeyState(dataset, ks)
@@ -333,14 +538,14 @@ func (t *txn) loadByString(dataset, ks string, key compare.Key) (*state.KeyState
 		}
 		if s == nil {
 			s = &state.KeyState{Key: key}
-			t.created[id] = true
+			created = true
 		}
+		if s.Targets == nil {
+			s.Targets = make(map[string]*state.TargetState)
+		}
+		t.e.cache[id] = s
 	}
-	if s.Targets == nil {
-		s.Targets = make(map[string]*state.TargetState)
-	}
-	t.states[id] = s
-	t.order = append(t.order, id)
+	t.p.touch(id, created)
 	return s, nil
 }
 
@@ -352,73 +557,13 @@ func (t *txn) fail(err error) {
 
 func (t *txn) metric(f func(*Metrics)) {
 	if t.e.opts.Metrics != nil {
-		t.effects = append(t.effects, f)
+		t.p.effects = append(t.p.effects, f)
 	}
 }
 
-// prepare puts the touched key states into the batch.
-func (t *txn) prepare() {
-	for _, id := range t.order {
-		ks := t.states[id]
-		if t.created[id] && ks.Source == nil && len(ks.Targets) == 0 {
-			delete(t.states, id) // looked up (a stale timer) but never shown by any system
-			continue
-		}
-		ds, key, _ := cutNul(id)
-		t.batch.PutKnownKeyState(ds, key, ks, t.created[id])
-	}
-}
-
-// commit writes the transaction and waits until it is durable.
-func (t *txn) commit() error {
-	done := make(chan error, 1)
-	t.submit(done)
-	return <-done
-}
-
-// submit hands the transaction to the store. The cache takes its states at
-// once, so the next chunk folds on top of them; done gets the outcome.
-func (t *txn) submit(done chan<- error) {
-	t.prepare()
-	t.e.remember(t.states)
-	t.e.store.CommitAsync(t.batch, func(err error) {
-		if err != nil {
-			done <- fmt.Errorf("committing state batch: %w", err)
-			return
-		}
-		t.e.putBatch(t.batch)
-		if m := t.e.opts.Metrics; m != nil {
-			for _, f := range t.effects {
-				f(m)
-			}
-			for c, n := range t.counts {
-				if c.op == "" {
-					m.ignored.WithLabelValues(c.dataset, c.system).Add(float64(n))
-				} else {
-					m.events.WithLabelValues(c.dataset, c.system, c.op).Add(float64(n))
-				}
-			}
-		}
-		if m := t.e.opts.Metrics; m != nil && !t.started.IsZero() {
-			m.batches.Observe(time.Since(t.started).Seconds())
-		}
-		if t.outboxed > 0 && t.e.opts.Notifier != nil {
-			t.e.opts.Notifier.Notify()
-		}
-		done <- nil
-	})
-}
-
-// remember caches the states of a submitted transaction.
-func (e *Engine) remember(states map[string]*state.KeyState) {
-	for id, s := range states {
-		e.cache[id] = s
-	}
-}
-
-// trim evicts arbitrary entries past the cache bound; hot keys come back at
-// the cost of one read. Call it only with no commit in flight: an evicted
-// state must already be in the store.
+// trim evicts arbitrary clean entries past the cache bound; hot keys come
+// back at the cost of one read. Call it only with no checkpoint in flight:
+// an evicted state must already be in the store.
 func (e *Engine) trim() {
 	if len(e.cache) <= e.opts.CacheKeys {
 		return
@@ -428,7 +573,9 @@ func (e *Engine) trim() {
 		if len(e.cache) <= target {
 			break
 		}
-		delete(e.cache, id)
+		if !e.pend.isDirty[id] {
+			delete(e.cache, id)
+		}
 	}
 }
 

@@ -90,7 +90,16 @@ func (f *fixture) change(sys string, v uint64, op compare.Op, raw map[string]any
 	}
 	topic := map[string]string{"pg": "src", "wh": "tgt"}[sys]
 	f.off++
-	if err := f.e.Apply(context.Background(), []Item{{Topic: topic, Offset: f.off, Event: ev}}); err != nil {
+	f.apply(Item{Topic: topic, Offset: f.off, Event: ev})
+}
+
+// apply folds items and checkpoints them, so the test can read the store.
+func (f *fixture) apply(items ...Item) {
+	f.t.Helper()
+	if err := f.e.Apply(context.Background(), items); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.e.Flush(context.Background()); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -243,9 +252,7 @@ func TestTargetDeleteLineageIsNotAMismatch(t *testing.T) {
 	ev := &compare.ChangeEvent{Dataset: "orders", System: "wh", Key: ks, Op: compare.OpDelete,
 		Version: compare.Version{A: 2}, Lineage: compare.Version{A: 1}, EventTime: f.clk.t}
 	f.off++
-	if err := f.e.Apply(context.Background(), []Item{{Topic: "tgt", Offset: f.off, Event: ev}}); err != nil {
-		t.Fatal(err)
-	}
+	f.apply(Item{Topic: "tgt", Offset: f.off, Event: ev})
 	if ts := f.target("1"); !ts.Deadline.IsZero() {
 		t.Fatalf("a replicated delete left a window open: %+v", ts)
 	}
@@ -310,19 +317,37 @@ func TestEventCounters(t *testing.T) {
 	}
 }
 
-// A chunk that fails to fold commits nothing and leaves no trace in the
-// cached states: the next chunk sees what the store holds.
-func TestFailedChunkLeavesNoCachedChanges(t *testing.T) {
+// A pass that fails to fold stops the engine: nothing of it is stored, and
+// every later Apply, Flush and Sweep fails, since the cache may hold changes
+// that will never be stored. The process restarts from the stored offsets.
+func TestFailedFoldStopsTheEngine(t *testing.T) {
 	f := newFixture(t, "auto")
 	f.change("pg", 1, compare.OpUpsert, row(1, "1.00", "new"))
 	key, _ := f.rules.Key(row(1, "", ""))
 	r2, _, _ := f.rules.Normalize(row(1, "2.00", "paid"))
 	good := &compare.ChangeEvent{Dataset: "orders", System: "pg", Key: key, Op: compare.OpUpsert, Version: compare.Version{A: 2}, Row: r2, EventTime: f.clk.t}
 	bad := &compare.ChangeEvent{Dataset: "nope", System: "pg", Key: key, Op: compare.OpUpsert, Version: compare.Version{A: 3}, EventTime: f.clk.t}
-	err := f.e.Apply(context.Background(), []Item{{Topic: "src", Offset: 10, Event: good}, {Topic: "src", Offset: 11, Event: bad}})
+	ctx := context.Background()
+	err := f.e.Apply(ctx, []Item{{Topic: "src", Offset: 10, Event: good}, {Topic: "src", Offset: 11, Event: bad}})
 	if err == nil {
-		t.Fatal("a chunk with an event of an unknown dataset applied")
+		t.Fatal("a pass with an event of an unknown dataset applied")
 	}
+	if err := f.e.Flush(ctx); err == nil {
+		t.Fatal("a failed engine flushed")
+	}
+	if _, err := f.e.Sweep(ctx, 10); err == nil {
+		t.Fatal("a failed engine swept")
+	}
+	ks, err := f.store.KeyState("orders", key.String())
+	if err != nil || ks == nil || ks.Source.Version.A != 1 {
+		t.Fatalf("stored state %+v, %v: want version 1 only", ks, err)
+	}
+	offs, err := f.store.Offsets()
+	if err != nil || offs["src"][0] != 2 {
+		t.Fatalf("stored offsets %v, %v: want the failed pass's offsets not stored", offs, err)
+	}
+	// A restart (a new engine over the same store) carries on from there.
+	f.e = f.engine("auto", System{Name: "wh", Topic: "tgt"})
 	f.change("wh", 1, compare.OpUpsert, row(1, "1.00", "new"))
 	if ts := f.target("1"); !ts.Deadline.IsZero() {
 		t.Fatalf("the target matches the stored source head, yet a window is open: %+v", ts)

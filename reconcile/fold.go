@@ -49,7 +49,7 @@ type eventCount struct{ dataset, system, op string }
 
 func (t *txn) count(c eventCount) {
 	if t.e.opts.Metrics != nil {
-		t.counts[c]++
+		t.p.counts[c]++
 	}
 }
 
@@ -63,6 +63,10 @@ func (t *txn) head(ev *compare.ChangeEvent, prev *state.Head, now time.Time) *st
 	h.Cols = ev.Cols
 	if h.Cols == nil {
 		h.Cols = t.e.opts.Hasher.Columns(ev.Row)
+	}
+	if len(ev.Unchanged) == 0 && !ev.Digest.IsZero() {
+		h.Digest = ev.Digest
+		return h
 	}
 	for _, c := range ev.Unchanged {
 		if prev != nil && !prev.Deleted {
@@ -95,9 +99,13 @@ func (t *txn) foldSource(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 		ks.History = slices.Delete(ks.History, 0, n-state.HistoryLen)
 	}
 	if d.PayloadFull {
-		if h.Deleted {
+		switch {
+		case h.Deleted:
 			ks.SourceRow = nil
-		} else {
+		case len(ev.Unchanged) == 0:
+			// Events are not changed once decoded: the row can be shared.
+			ks.SourceRow = ev.Row
+		default:
 			row := make(compare.Row, len(ev.Row)+len(ev.Unchanged))
 			for c, v := range ev.Row {
 				row[c] = v
@@ -210,6 +218,6 @@ func (t *txn) setDeadline(d *Dataset, ts *state.TargetState, key, target string,
 	if ts.Deadline.Equal(at) {
 		return
 	}
-	t.batch.MoveTimer(d.Name, target, key, ts.Deadline, at)
+	t.p.moveTimer(d.Name, target, key, ts.Deadline, at)
 	ts.Deadline = at
 }

@@ -70,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() (keys int64, bytes int64
 		}),
 		batches: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "recon_batch_commit_seconds",
-			Help:    "Time to apply and durably commit one batch.",
+			Help:    "Time to durably commit one checkpoint of folded changes.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 		stateKeys: prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -22,14 +22,18 @@ type SweepResult struct {
 // wait keeps its timer and is tried again at the next sweep.
 func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 	var res SweepResult
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// Due timers are read from the store: what is pending goes there first.
+	if err := e.flush(); err != nil {
+		return res, err
+	}
 	now := e.now().UTC()
 	timers, err := e.store.DueTimers(now, limit)
 	if err != nil || len(timers) == 0 {
 		e.setWaiting(0)
 		return res, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.trim()
 	tx := e.begin()
 	for _, tm := range timers {
@@ -38,7 +42,7 @@ func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 		}
 		fired, waiting, err := tx.fire(tm, now)
 		if err != nil {
-			return res, err
+			return res, e.fail(err)
 		}
 		if fired {
 			res.Fired++
@@ -47,12 +51,12 @@ func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 			res.Waiting++
 		}
 	}
-	if tx.err == nil {
-		tx.err = tx.commit()
-	}
 	if tx.err != nil {
-		e.forgetAll() // the failed transaction's states may be cached
-		return res, tx.err
+		return res, e.fail(tx.err)
+	}
+	// Verdicts are durable before Sweep returns.
+	if err := e.flush(); err != nil {
+		return res, err
 	}
 	e.setWaiting(res.Waiting)
 	return res, nil
@@ -68,7 +72,7 @@ func (t *txn) fire(tm state.Timer, now time.Time) (fired, waiting bool, err erro
 	d, ok := t.e.datasets[tm.Dataset]
 	if !ok {
 		// A dataset removed from config: its timers can only be dropped.
-		t.batch.MoveTimer(tm.Dataset, tm.Target, tm.Key, tm.Deadline, time.Time{})
+		t.p.moveTimer(tm.Dataset, tm.Target, tm.Key, tm.Deadline, time.Time{})
 		return false, false, nil
 	}
 	ks, err := t.loadByString(d.Name, tm.Key, compare.Key{})
@@ -78,7 +82,7 @@ func (t *txn) fire(tm state.Timer, now time.Time) (fired, waiting bool, err erro
 	ts := ks.Targets[tm.Target]
 	if ts == nil || !ts.Deadline.Equal(tm.Deadline) {
 		// Stale: the window moved or closed after this timer was written.
-		t.batch.MoveTimer(d.Name, tm.Target, tm.Key, tm.Deadline, time.Time{})
+		t.p.moveTimer(d.Name, tm.Target, tm.Key, tm.Deadline, time.Time{})
 		return false, false, nil
 	}
 	p := pair(d, ks, tm.Target)
@@ -205,7 +209,7 @@ func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts 
 		return
 	}
 	rec.Event = body
-	t.batch.PutRepair(rec)
+	t.p.batch.PutRepair(rec)
 	ts.Open.RepairID = r.ID
 	action, mode := r.Action, r.Mode
 	t.metric(func(m *Metrics) { m.repairs.WithLabelValues(d.Name, action, mode, outcome).Inc() })
@@ -228,7 +232,7 @@ func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *st
 			t.fail(fmt.Errorf("reading repair %s to supersede it: %w", o.RepairID, err))
 		} else if rec != nil && rec.State == "pending" {
 			rec.State, rec.UpdatedAt = "superseded", now
-			t.batch.PutRepair(*rec)
+			t.p.batch.PutRepair(*rec)
 		}
 	}
 	ts.Open = nil
@@ -246,7 +250,7 @@ func (t *txn) emit(topic, dataset, target string, key compare.Key, hdr, hdrVal, 
 		t.fail(fmt.Errorf("rendering output event %s: %w", id, err))
 		return
 	}
-	t.batch.AppendOutbox(state.OutboxRecord{
+	t.p.batch.AppendOutbox(state.OutboxRecord{
 		Topic: topic, Key: repair.RecordKey(dataset, target, key), Value: body,
 		Headers: []state.Header{
 			{Key: "recon-dataset", Value: []byte(dataset)},
@@ -254,7 +258,7 @@ func (t *txn) emit(topic, dataset, target string, key compare.Key, hdr, hdrVal, 
 			{Key: "recon-id", Value: []byte(id)},
 		},
 	})
-	t.outboxed++
+	t.p.outboxed++
 }
 
 func sourceState(ks *state.KeyState) *repair.SourceState {
@@ -298,6 +302,8 @@ func toTargetNames(row compare.Row, rename map[string]string) compare.Row {
 
 // RunSweeper fires expired windows until ctx is done. It checks the earliest
 // deadline every tick: a seek in the timer index, cheap when nothing is due.
+// It also checkpoints changes left pending when input stops, and before a
+// pending deadline is due.
 func (e *Engine) RunSweeper(ctx context.Context, tick time.Duration) error {
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -307,6 +313,9 @@ func (e *Engine) RunSweeper(ctx context.Context, tick time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if err := e.checkpointIfDue(); err != nil {
+			return err
 		}
 		next, ok, err := e.store.NextDeadline()
 		if err != nil {
@@ -328,4 +337,23 @@ func (e *Engine) RunSweeper(ctx context.Context, tick time.Duration) error {
 			}
 		}
 	}
+}
+
+// checkpointIfDue starts a checkpoint that is due by age, and completes one
+// holding a deadline that is due: the sweep reads timers from the store.
+func (e *Engine) checkpointIfDue() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	switch {
+	case e.pend.minDeadline <= e.now().UnixNano():
+		return e.flush()
+	case e.pend.due(e.opts.CheckpointEvery, now):
+		return e.checkpoint()
+	}
+	// Let a finished checkpoint report its outcome.
+	if e.inflight != nil && len(e.inflight) > 0 {
+		return e.waitInflight()
+	}
+	return e.failed
 }

@@ -127,12 +127,14 @@ func (e *encoder) keyState(ks *KeyState) {
 		e.time(h.SeenAt)
 	}
 	e.uvarint(uint64(len(ks.SourceRow)))
-	cols, mark := sortedKeys(e, ks.SourceRow)
-	for _, col := range cols {
-		e.string(col)
-		e.value(ks.SourceRow[col])
+	if !e.rowInHeadOrder(ks) {
+		cols, mark := sortedKeys(e, ks.SourceRow)
+		for _, col := range cols {
+			e.string(col)
+			e.value(ks.SourceRow[col])
+		}
+		e.keys = e.keys[:mark]
 	}
-	e.keys = e.keys[:mark]
 	e.uvarint(uint64(len(ks.Targets)))
 	names, mark := sortedKeys(e, ks.Targets)
 	for _, name := range names {
@@ -140,6 +142,27 @@ func (e *encoder) keyState(ks *KeyState) {
 		e.target(ks.Targets[name])
 	}
 	e.keys = e.keys[:mark]
+}
+
+// rowInHeadOrder encodes the source row in the order of the source head's
+// column hashes, which are sorted by name and almost always name the same
+// columns: it spares sorting the row's names for every write. It writes
+// nothing and returns false when the names differ.
+func (e *encoder) rowInHeadOrder(ks *KeyState) bool {
+	if ks.Source == nil || len(ks.Source.Cols) != len(ks.SourceRow) {
+		return false
+	}
+	mark := len(e.buf)
+	for _, c := range ks.Source.Cols {
+		v, ok := ks.SourceRow[c.Name]
+		if !ok {
+			e.buf = e.buf[:mark]
+			return false
+		}
+		e.string(c.Name)
+		e.value(v)
+	}
+	return true
 }
 
 // sortedKeys returns m's keys sorted, stacked on e.keys so that a reused
