@@ -158,7 +158,7 @@ func TestAuditVerifyRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if code, _, errOut := verifyCmd(t, "--state-dir", dir); code != 1 || !strings.Contains(errOut, "still running") || strings.Count(errOut, "\n") != 1 {
+	if code, _, errOut := verifyCmd(t, "--state-dir", dir); code != 1 || !strings.Contains(errOut, "Another process is using") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("open state dir: exit %d, %q", code, errOut)
 	}
 	if code, _, _ := verifyCmd(t, "--state-dir", dir, "-o", "yaml"); code != 1 {
