@@ -104,6 +104,7 @@ type Outputs struct {
 	Divergences string `yaml:"divergences"` // default recon.divergences
 	Repairs     string `yaml:"repairs"`     // default recon.repairs
 	DLQ         string `yaml:"dlq"`         // default recon.dlq
+	Audit       string `yaml:"audit"`       // mirror of the audit log, JSON; default "" (no mirror)
 	Format      string `yaml:"format"`      // json (default) | avro (needs schema_registry.url)
 }
 

@@ -24,6 +24,7 @@
 //	outputs.divergences             recon.divergences
 //	outputs.repairs                 recon.repairs
 //	outputs.dlq                     recon.dlq
+//	outputs.audit                   "" (the audit log is not mirrored to Kafka)
 //	outputs.format                  json
 //	datasets[].window               30s
 //	datasets[].source_complete      false

@@ -176,12 +176,18 @@ func validateListen(p *problems, path, addr string) {
 
 func (o *Outputs) validate(p *problems, registry bool, inputs map[string]string) {
 	seen := map[string]string{}
-	for _, out := range []struct{ path, topic string }{
-		{"outputs.divergences", o.Divergences},
-		{"outputs.repairs", o.Repairs},
-		{"outputs.dlq", o.DLQ},
+	for _, out := range []struct {
+		path, topic string
+		optional    bool
+	}{
+		{"outputs.divergences", o.Divergences, false},
+		{"outputs.repairs", o.Repairs, false},
+		{"outputs.dlq", o.DLQ, false},
+		{"outputs.audit", o.Audit, true},
 	} {
 		switch prev, dup := seen[out.topic]; {
+		case out.topic == "" && out.optional:
+			continue
 		case out.topic == "":
 			p.add(out.path, "must be set")
 		case dup:

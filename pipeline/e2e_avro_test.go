@@ -196,7 +196,7 @@ func TestAvroOutputsEndToEnd(t *testing.T) {
 		t.Errorf("missing divergence: %v", miss)
 	}
 	// The JSON form's fields, and resolved_at, which JSON omits and Avro has as null.
-	wantFields := []string{"dataset", "detected_at", "event", "id", "key", "kind", "opened_at", "rationale", "resolved_at", "rules_version", "source", "target", "target_state", "window_ms"}
+	wantFields := []string{"config_hash", "dataset", "detected_at", "event", "id", "key", "kind", "opened_at", "rationale", "resolved_at", "rules_version", "source", "target", "target_state", "window_ms"}
 	if keys := sortedKeys(miss); !reflect.DeepEqual(keys, wantFields) || miss["resolved_at"] != nil {
 		t.Errorf("divergence fields %v, want %v with resolved_at null", keys, wantFields)
 	}

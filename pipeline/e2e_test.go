@@ -106,7 +106,7 @@ func TestVerdictsEndToEnd(t *testing.T) {
 		miss["window_ms"] != float64(1000) || miss["dataset"] != "orders" || miss["target"] != "warehouse" || miss["rationale"] == "" {
 		t.Errorf("missing divergence: %v", miss)
 	}
-	wantFields := []string{"dataset", "detected_at", "event", "id", "key", "kind", "opened_at", "rationale", "rules_version", "source", "target", "target_state", "window_ms"}
+	wantFields := []string{"config_hash", "dataset", "detected_at", "event", "id", "key", "kind", "opened_at", "rationale", "rules_version", "source", "target", "target_state", "window_ms"}
 	if keys := sortedKeys(miss); !reflect.DeepEqual(keys, wantFields) {
 		t.Errorf("divergence fields %v, want %v", keys, wantFields)
 	}

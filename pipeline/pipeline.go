@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	}
 	kopts = append(kopts, opts.ExtraKafka...)
 
-	p.store, err = state.Open(cfg.State.Dir, state.Options{Logger: opts.Logger.With("component", "badger")})
+	p.store, err = state.Open(cfg.State.Dir, state.Options{Logger: opts.Logger.With("component", "badger"), AuditTopic: cfg.Outputs.Audit})
 	if err != nil {
 		return nil, fmt.Errorf("opening state: %w", err)
 	}
@@ -258,7 +258,11 @@ func pingAndEnsureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config
 		return fmt.Errorf("kafka unreachable at %v: %w", cfg.Kafka.Brokers, err)
 	}
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopics(pctx, -1, -1, nil, cfg.Outputs.Divergences, cfg.Outputs.Repairs, cfg.Outputs.DLQ)
+	topics := []string{cfg.Outputs.Divergences, cfg.Outputs.Repairs, cfg.Outputs.DLQ}
+	if cfg.Outputs.Audit != "" {
+		topics = append(topics, cfg.Outputs.Audit)
+	}
+	resp, err := adm.CreateTopics(pctx, -1, -1, nil, topics...)
 	if err != nil {
 		return fmt.Errorf("creating output topics: %w", err)
 	}
@@ -277,10 +281,15 @@ func buildRoutes(cfg *config.Config, hasher *compare.Hasher, reg *schemas.Regist
 	var datasets []reconcile.Dataset
 	policies := make(map[string]repair.Policy)
 	for _, d := range cfg.Datasets {
+		hash, err := ConfigHash(d)
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		rd := reconcile.Dataset{
 			Name: d.Name, Window: d.Window.D(), SourceComplete: d.SourceComplete,
 			Source:      reconcile.System{Name: d.Source.Name, Topic: d.Source.Topic, Rename: d.Source.Rename},
 			PayloadFull: d.Repair.Payload != "reference",
+			ConfigHash:  hash,
 		}
 		systems := append([]config.System{d.Source}, d.Targets...)
 		for i, s := range systems {

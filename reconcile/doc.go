@@ -1,7 +1,8 @@
 // Package reconcile is recon's single writer: it folds decoded change events
 // into key states, keeps each (key, target) window, fires expired windows once
 // recon's own reading is known to be far enough along, and writes state,
-// timers, outbox records and input offsets of a batch in one durable commit.
+// timers, outbox records, audit records of its decisions and input offsets of
+// a batch in one durable commit.
 //
 // It does not talk to Kafka: the consumer hands it batches and answers
 // watermark questions, and the repair publisher drains the outbox it fills.

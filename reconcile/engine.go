@@ -22,6 +22,10 @@ type Dataset struct {
 	Targets        []System
 	// PayloadFull keeps the latest source row so repairs can carry it.
 	PayloadFull bool
+	// ConfigHash identifies the dataset's effective config. It is stamped on
+	// events and audit records; a change is itself audited when the engine
+	// starts. Empty: not tracked.
+	ConfigHash string
 }
 
 // System is a source or target of a dataset.
@@ -99,7 +103,8 @@ type Engine struct {
 	free   []*state.Batch
 }
 
-// New returns an engine over store.
+// New returns an engine over store. It records config changes in the audit
+// log before it returns.
 func New(store *state.Store, opts Options) (*Engine, error) {
 	if opts.Hasher == nil || opts.Planner == nil || opts.Progress == nil {
 		return nil, fmt.Errorf("reconcile: hasher, planner and progress are required")
@@ -125,6 +130,9 @@ func New(store *state.Store, opts Options) (*Engine, error) {
 	}
 	e.initSeries()
 	if err := e.initOpenGauge(); err != nil {
+		return nil, err
+	}
+	if err := e.recordConfigs(); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -147,9 +147,11 @@ func (t *txn) open(d *Dataset, ks *state.KeyState, key, target string, ts *state
 		ID: id, Event: "opened", Dataset: d.Name, Target: target, Key: ks.Key, Kind: string(v.Kind),
 		Source: src, TargetState: tgt,
 		OpenedAt: deadline.Add(-d.Window), DetectedAt: now, WindowMS: d.Window.Milliseconds(),
-		Rationale: v.Rationale, RulesVersion: t.e.opts.RulesVersion,
+		Rationale: v.Rationale, RulesVersion: t.e.opts.RulesVersion, ConfigHash: d.ConfigHash,
 	}
 	t.emit(t.e.opts.Outputs.Divergences, d.Name, target, ks.Key, "recon-kind", string(v.Kind), id, ev)
+	t.audit(d, now, state.AuditRecord{Action: repair.AuditOpened, Target: target, Key: key, DivergenceID: id,
+		Detail: string(v.Kind) + ": " + v.Rationale})
 	open := &state.Divergence{ID: id, Kind: string(v.Kind), OpenedAt: ev.OpenedAt, DetectedAt: now}
 	if ks.Source != nil {
 		open.SourceVersion = ks.Source.Version
@@ -169,7 +171,8 @@ func (t *txn) open(d *Dataset, ks *state.KeyState, key, target string, ts *state
 func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts *state.TargetState, v compare.Verdict, divID string, now time.Time) {
 	in := repair.Input{
 		Dataset: d.Name, Target: target, Key: ks.Key, Kind: v.Kind, DivergenceID: divID,
-		SourceDeleted: ks.Source == nil || ks.Source.Deleted, Rationale: v.Rationale, RulesVersion: t.e.opts.RulesVersion,
+		SourceDeleted: ks.Source == nil || ks.Source.Deleted, Rationale: v.Rationale,
+		RulesVersion: t.e.opts.RulesVersion, ConfigHash: d.ConfigHash,
 	}
 	if ks.Source != nil {
 		in.SourceVersion = ks.Source.Version
@@ -210,6 +213,8 @@ func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts 
 	}
 	rec.Event = body
 	t.p.batch.PutRepair(rec)
+	t.audit(d, now, state.AuditRecord{Action: repair.AuditRepairPlanned, Target: target, Key: key,
+		DivergenceID: divID, RepairID: r.ID, Detail: plannedDetail(r, outcome)})
 	ts.Open.RepairID = r.ID
 	action, mode := r.Action, r.Mode
 	t.metric(func(m *Metrics) { m.repairs.WithLabelValues(d.Name, action, mode, outcome).Inc() })
@@ -223,9 +228,11 @@ func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *st
 		ID: o.ID, Event: "resolved", Dataset: d.Name, Target: target, Key: ks.Key, Kind: o.Kind,
 		Source: sourceState(ks), TargetState: targetState(ts),
 		OpenedAt: o.OpenedAt, DetectedAt: o.DetectedAt, ResolvedAt: &at, WindowMS: d.Window.Milliseconds(),
-		Rationale: why, RulesVersion: t.e.opts.RulesVersion,
+		Rationale: why, RulesVersion: t.e.opts.RulesVersion, ConfigHash: d.ConfigHash,
 	}
 	t.emit(t.e.opts.Outputs.Divergences, d.Name, target, ks.Key, "recon-kind", o.Kind, o.ID, ev)
+	t.audit(d, now, state.AuditRecord{Action: repair.AuditResolved, Target: target, Key: key,
+		DivergenceID: o.ID, RepairID: o.RepairID, Detail: why})
 	if o.RepairID != "" {
 		rec, err := t.e.store.Repair(o.RepairID)
 		if err != nil {
@@ -233,6 +240,8 @@ func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *st
 		} else if rec != nil && rec.State == "pending" {
 			rec.State, rec.UpdatedAt = "superseded", now
 			t.p.batch.PutRepair(*rec)
+			t.audit(d, now, state.AuditRecord{Action: repair.AuditSuperseded, Target: target, Key: key,
+				DivergenceID: o.ID, RepairID: o.RepairID, Detail: "no longer needed: " + why})
 		}
 	}
 	ts.Open = nil

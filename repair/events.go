@@ -42,6 +42,9 @@ type Divergence struct {
 	WindowMS     int64        `json:"window_ms"`
 	Rationale    string       `json:"rationale"`
 	RulesVersion string       `json:"rules_version"`
+	// ConfigHash is the SHA-256 (hex) of the dataset's effective config the
+	// verdict was made under.
+	ConfigHash string `json:"config_hash"`
 }
 
 // Repair is the repair event of DESIGN §6.
@@ -63,6 +66,7 @@ type Repair struct {
 	CreatedAt      time.Time      `json:"created_at"`
 	Rationale      string         `json:"rationale"`
 	RulesVersion   string         `json:"rules_version"`
+	ConfigHash     string         `json:"config_hash"` // of the dataset's effective config, as on divergences
 }
 
 // Actions of a repair.

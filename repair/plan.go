@@ -44,6 +44,7 @@ type Input struct {
 	After           compare.Row // the source row in the target's column names (payload: full)
 	Rationale       string
 	RulesVersion    string
+	ConfigHash      string
 }
 
 // Decision says what to do with a planned repair.
@@ -115,6 +116,7 @@ func (pl *Planner) Plan(now time.Time, in Input) Plan {
 		CreatedAt:      now,
 		Rationale:      in.Rationale,
 		RulesVersion:   in.RulesVersion,
+		ConfigHash:     in.ConfigHash,
 	}
 	if action == ActionUpsert && pol.Payload != "reference" {
 		r.After = in.After

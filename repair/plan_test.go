@@ -14,7 +14,7 @@ func TestPlan(t *testing.T) {
 	in := func(kind compare.DivergenceKind, deleted bool) Input {
 		return Input{Dataset: "orders", Target: "wh", Key: key, Kind: kind, DivergenceID: "d1",
 			SourceVersion: compare.Version{A: 7}, SourceDeleted: deleted, ExpectedDigest: compare.Digest{1},
-			PreviousDigest: compare.Digest{2}, After: after}
+			PreviousDigest: compare.Digest{2}, After: after, RulesVersion: "3", ConfigHash: "c0ffee"}
 	}
 	auto := Policy{Mode: ModeAuto, AutoKinds: []string{"missing", "orphan"}}
 	tests := []struct {
@@ -57,7 +57,8 @@ func TestPlan(t *testing.T) {
 			if want := ID("orders", "wh", "42", "7", tt.action, compare.Digest{2}.String()); r.ID != want {
 				t.Fatalf("id %s, want the deterministic %s", r.ID, want)
 			}
-			if r.PreviousDigest != (compare.Digest{2}) || r.DivergenceID != "d1" || r.SourceVersion != "7" {
+			if r.PreviousDigest != (compare.Digest{2}) || r.DivergenceID != "d1" || r.SourceVersion != "7" ||
+				r.RulesVersion != "3" || r.ConfigHash != "c0ffee" {
 				t.Fatalf("repair %+v", r)
 			}
 		})

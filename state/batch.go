@@ -10,7 +10,7 @@ import (
 )
 
 // Batch collects the writes of one poll (key states, timers, outbox records,
-// input offsets) for Commit to apply in one transaction, the way raft
+// audit records, input offsets) for Commit to apply in one transaction, the way raft
 // persists a Ready before acting on it. A Batch is not safe for concurrent
 // use.
 //
@@ -26,6 +26,7 @@ type Batch struct {
 	enc     encoder
 	ops     []op
 	outboxN int
+	auditN  int
 	err     error
 	// minTimer is the earliest deadline the batch sets (unix nanos), so the
 	// store can lower its timer scan bound; math.MaxInt64 when none.
@@ -40,6 +41,7 @@ const (
 	opPutKeyState // a set that may create a key state: Commit counts those
 	opNewKeyState // a set the caller knows creates a key state
 	opOutbox      // a set whose key (the seq) is assigned at Commit
+	opAudit       // an audit record: seq, prev hash and hash are assigned at Commit
 )
 
 type op struct {
@@ -61,6 +63,7 @@ func (b *Batch) Reset() {
 	b.enc.buf = b.enc.buf[:0]
 	b.ops = b.ops[:0]
 	b.outboxN = 0
+	b.auditN = 0
 	b.err = nil
 	b.minTimer = math.MaxInt64
 }
@@ -205,21 +208,46 @@ func (s *Store) CommitAsync(b *Batch, done func(error)) {
 		done(nil)
 		return
 	}
+	// A batch with audit records holds auditMu until it is durable or has
+	// failed, so the next one chains onto a durable head: a failed commit
+	// leaves no hole in the chain, and its seqs are given out again.
+	auditN := b.auditN
+	if auditN > 0 {
+		s.auditMu.Lock()
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 
 	txn := s.db.NewTransaction(true)
+	outboxN := b.outboxN
+	if auditN > 0 && s.auditTopic != "" {
+		outboxN += auditN // each audit record is mirrored through the outbox
+	}
 	var (
 		newKeys     int64
 		outboxBytes int64
 		seq         = s.nextSeq
 		// Badger keeps references to keys until the commit; one arena
 		// sized up front holds the outbox keys.
-		seqKeys = make([]byte, 0, 9*b.outboxN)
+		seqKeys = make([]byte, 0, 9*outboxN)
+		audit   auditCommit
 	)
+	if auditN > 0 {
+		audit.head = s.auditHead
+	}
 	fail := func(err error) {
 		txn.Discard()
+		if auditN > 0 {
+			s.auditMu.Unlock()
+		}
 		done(fmt.Errorf("commit batch of %d writes: %w", len(b.ops), err))
+	}
+	outbox := func(value []byte) error {
+		k0 := len(seqKeys)
+		seqKeys = appendOutboxKey(seqKeys, seq)
+		seq++
+		outboxBytes += int64(len(value))
+		return txn.Set(seqKeys[k0:], value)
 	}
 	for _, o := range b.ops {
 		key := b.enc.buf[o.key0:o.key1]
@@ -249,19 +277,23 @@ func (s *Store) CommitAsync(b *Batch, done func(error)) {
 				err = txn.Set(key, value)
 			}
 		case opOutbox:
-			k0 := len(seqKeys)
-			seqKeys = appendOutboxKey(seqKeys, seq)
-			seq++
-			outboxBytes += int64(len(value))
-			err = txn.Set(seqKeys[k0:], value)
+			err = outbox(value)
+		case opAudit:
+			err = s.setAudit(txn, &audit, value, outbox)
 		}
 		if err != nil {
 			fail(err)
 			return
 		}
 	}
-	if b.outboxN > 0 {
+	if outboxN > 0 {
 		if err := txn.Set(metaOutboxSeq, encodeOutboxSeq(seq-1)); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if auditN > 0 {
+		if err := txn.Set(metaAuditHead, encodeAuditHead(audit.head)); err != nil {
 			fail(err)
 			return
 		}
@@ -269,9 +301,15 @@ func (s *Store) CommitAsync(b *Batch, done func(error)) {
 	// Seqs are handed out here, under writeMu, in commit order; a failed
 	// commit leaves a gap, which Outbox readers do not mind.
 	s.nextSeq = seq
-	outboxN, minTimer := b.outboxN, b.minTimer
+	minTimer := b.minTimer
 	// CommitWith discards the transaction itself.
 	txn.CommitWith(func(err error) {
+		if auditN > 0 {
+			if err == nil {
+				s.auditHead = audit.head
+			}
+			s.auditMu.Unlock()
+		}
 		if err != nil {
 			done(fmt.Errorf("commit batch: %w", err))
 			return
@@ -284,4 +322,21 @@ func (s *Store) CommitAsync(b *Batch, done func(error)) {
 		s.mu.Unlock()
 		done(nil)
 	})
+}
+
+// setAudit chains one audit record onto the head so far and writes it, with
+// its mirror record when the store has an audit topic.
+func (s *Store) setAudit(txn *badger.Txn, c *auditCommit, content []byte, outbox func([]byte) error) error {
+	key, value := c.chain(content)
+	if err := txn.Set(key, value); err != nil {
+		return err
+	}
+	if s.auditTopic == "" {
+		return nil
+	}
+	rec, err := auditMirror(s.auditTopic, value)
+	if err != nil {
+		return err
+	}
+	return outbox(appendOutboxRecord(nil, &rec))
 }

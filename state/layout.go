@@ -18,13 +18,14 @@ import (
 //
 //	prefix  key                                              value
 //	'v'     v                                                uvarint LayoutVersion
-//	'm'     m | name                                         meta; see metaOutboxSeq
+//	'm'     m | name                                         meta; see metaOutboxSeq,
+//	                                                          metaAuditHead, metaDatasetConfig
 //	'k'     k | dataset | 0x00 | key                         KeyState (codec.go)
 //	't'     t | deadline | dataset 0x00 target 0x00 key      empty
 //	'o'     o | seq                                          OutboxRecord (outbox.go)
 //	'f'     f | topic 0x00 | partition                       varint next offset
 //	'r'     r | id                                           byte 1, RepairRecord as JSON
-//	'a'     reserved: audit hash chain
+//	'a'     a | seq                                          AuditRecord (audit.go)
 //	'd'     reserved: divergence index
 //
 // Integers inside keys are big-endian so that byte order is numeric order:
@@ -42,6 +43,12 @@ import (
 // The meta key metaOutboxSeq holds the last outbox seq ever assigned. It is
 // written in the same transaction as the outbox records, so seqs stay
 // monotonic across restarts even after the outbox has been drained.
+// metaAuditHead holds the audit chain's head (last seq and its hash), written
+// with the audit records; metaDatasetConfig | dataset holds the rules version
+// and config hash a dataset last ran with.
+//
+// The audit family and its meta keys came after layout 1 without a bump:
+// a layout-1 dir without them is an empty chain, and nothing else reads them.
 const LayoutVersion = 1
 
 const (
@@ -52,7 +59,7 @@ const (
 	prefixOutbox   = 'o'
 	prefixOffset   = 'f'
 	prefixRepair   = 'r'
-	// prefixAudit  = 'a' // reserved for the audit chain
+	prefixAudit    = 'a'
 	// prefixDivIdx = 'd' // reserved for the divergence index
 )
 
@@ -66,6 +73,10 @@ var (
 	outboxPrefix   = []byte{prefixOutbox}
 	offsetPrefix   = []byte{prefixOffset}
 	repairPrefix   = []byte{prefixRepair}
+	auditPrefix    = []byte{prefixAudit}
+	metaAuditHead  = []byte("maudit_head")
+	// metaDatasetConfigPrefix is followed by a dataset name.
+	metaDatasetConfigPrefix = []byte("mdataset_config\x00")
 )
 
 // LayoutVersionError says a state dir was written by a recon with another
@@ -215,4 +226,19 @@ func decodeOffset(b []byte) (int64, error) {
 
 func appendRepairKey(dst []byte, id string) []byte {
 	return append(append(dst, prefixRepair), id...)
+}
+
+func appendAuditKey(dst []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefixAudit), seq)
+}
+
+func decodeAuditKey(k []byte) (uint64, error) {
+	if len(k) != 9 || k[0] != prefixAudit {
+		return 0, fmt.Errorf("audit key %q: %w", k, ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(k[1:]), nil
+}
+
+func appendDatasetConfigKey(dst []byte, dataset string) []byte {
+	return append(append(dst, metaDatasetConfigPrefix...), dataset...)
 }

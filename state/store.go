@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +25,14 @@ type Options struct {
 	// InMemory keeps everything in memory and dir is ignored. For nothing
 	// but quick experiments; tests use a real dir. Default: false.
 	InMemory bool
+	// ReadOnly opens an existing state dir for reading only, next to other
+	// readers but not next to a running recon: offline tools such as
+	// `recon audit verify`. Nothing is written, not even a layout version,
+	// and every commit fails. Default: false.
+	ReadOnly bool
+	// AuditTopic, if set, mirrors every audit record to this topic through
+	// the outbox, as JSON, in the transaction that appends it. Default: none.
+	AuditTopic string
 }
 
 // Store is recon's state in one Badger database. It is safe for concurrent
@@ -37,6 +47,14 @@ type Store struct {
 	// writeMu serializes every write transaction, and guards nextSeq.
 	writeMu sync.Mutex
 	nextSeq uint64 // the seq the next outbox record gets
+
+	// auditMu is held by a commit with audit records from before it reads
+	// auditHead until it is durable or failed (see CommitAsync); it guards
+	// auditHead, the durable head that the next audit record chains onto.
+	// It is taken before writeMu.
+	auditMu    sync.Mutex
+	auditHead  AuditHead
+	auditTopic string
 
 	// mu guards the counters, which readers (metrics) take without waiting
 	// for a commit. They change only after a write transaction succeeded.
@@ -105,10 +123,16 @@ func Open(dir string, opts Options) (*Store, error) {
 	name := dir
 	if opts.InMemory {
 		dir, name = "", "(in memory)"
+	} else if opts.ReadOnly {
+		// Badger's own word for this is "no manifest found".
+		if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); err != nil {
+			return nil, fmt.Errorf("open state dir %s: not a recon state dir: %w", name, err)
+		}
 	}
 	bo := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithInMemory(opts.InMemory).
+		WithReadOnly(opts.ReadOnly).
 		WithLogger(badgerLogger{logger.With("component", "badger")}).
 		// Writes are serialized by Store.writeMu and never read-modify-write
 		// across transactions, so tracking conflicts would only cost memory.
@@ -123,48 +147,68 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state dir %s: %w", name, err)
 	}
-	s := &Store{db: db, dir: name}
-	if err := s.init(); err != nil {
+	s := &Store{db: db, dir: name, auditTopic: opts.AuditTopic}
+	if opts.ReadOnly {
+		err = s.checkLayout()
+	} else {
+		err = s.init()
+	}
+	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	if !opts.InMemory {
+	if !opts.InMemory && !opts.ReadOnly {
 		s.stopGC, s.gcDone = make(chan struct{}), make(chan struct{})
 		go s.valueLogGC(time.Minute, logger)
 	}
 	return s, nil
 }
 
-// init checks or writes the layout version, then computes the counters that
-// are kept in memory only and the next outbox seq.
-func (s *Store) init() error {
-	err := s.db.Update(func(txn *badger.Txn) error {
+// checkLayout checks the layout version of a store opened read-only.
+func (s *Store) checkLayout() error {
+	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyVersion)
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			it := txn.NewIterator(badger.IteratorOptions{})
-			it.Rewind()
-			empty := !it.Valid()
-			it.Close()
-			if !empty {
-				return fmt.Errorf("state dir %s has data but no layout version: not a recon state dir", s.dir)
-			}
-			return txn.Set(keyVersion, encodeLayoutVersion(LayoutVersion))
+			return fmt.Errorf("state dir %s has no layout version: not a recon state dir", s.dir)
 		}
 		if err != nil {
 			return err
 		}
 		return item.Value(func(v []byte) error {
 			have, err := decodeLayoutVersion(v)
-			if err != nil {
-				return err
+			if err == nil && have != LayoutVersion {
+				err = &LayoutVersionError{Dir: s.dir, Have: have, Want: LayoutVersion}
 			}
-			if have != LayoutVersion {
-				return &LayoutVersionError{Dir: s.dir, Have: have, Want: LayoutVersion}
-			}
-			return nil
+			return err
 		})
 	})
 	if err != nil {
 		return fmt.Errorf("check layout version of %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// init checks or writes the layout version, then computes the counters that
+// are kept in memory only, the next outbox seq and the audit chain head.
+func (s *Store) init() error {
+	err := s.db.Update(func(txn *badger.Txn) error {
+		_, err := txn.Get(keyVersion)
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err // present: checkLayout reads it
+		}
+		it := txn.NewIterator(badger.IteratorOptions{})
+		it.Rewind()
+		empty := !it.Valid()
+		it.Close()
+		if !empty {
+			return fmt.Errorf("state dir %s has data but no layout version: not a recon state dir", s.dir)
+		}
+		return txn.Set(keyVersion, encodeLayoutVersion(LayoutVersion))
+	})
+	if err != nil {
+		return fmt.Errorf("check layout version of %s: %w", s.dir, err)
+	}
+	if err := s.checkLayout(); err != nil {
+		return err
 	}
 	return s.db.View(func(txn *badger.Txn) error {
 		var lastSeq uint64
@@ -207,7 +251,7 @@ func (s *Store) init() error {
 			s.outboxBytes += n
 		}
 		s.nextSeq = lastSeq + 1
-		return nil
+		return s.loadAuditHead(txn)
 	})
 }
 

@@ -30,6 +30,7 @@ func commands() map[string]command {
 		"config validate": {"check a config file: recon config validate -c recon.yaml", cmdConfigValidate},
 		"demo":            {"run recon against a simulated source and replica, with a report", cmdDemo},
 		"bench":           {"measure recon's full rate against the raw consume rate", cmdBench},
+		"audit verify":    {"check the audit log's hash chain: recon audit verify --state-dir DIR", cmdAuditVerify},
 		"version":         {"print recon's version", cmdVersion},
 	}
 }
