@@ -1,7 +1,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test demo bench lint fmt fuzz vet
+.PHONY: all build test demo demo-avro bench lint fmt fuzz vet
 
 all: build
 
@@ -18,6 +18,11 @@ test:
 # The main job on an embedded broker, no setup.
 demo:
 	$(GO) run ./cmd/recon demo
+
+# The same with a Debezium Avro source (schema registry on the embedded
+# broker), a flat JSON replica and Avro events.
+demo-avro:
+	$(GO) run ./cmd/recon demo --format avro
 
 bench:
 	$(GO) run ./cmd/recon bench

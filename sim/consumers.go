@@ -20,12 +20,14 @@ import (
 type tail struct {
 	cl    *kgo.Client
 	topic string
+	// events, if set, decodes recon's Avro events into their JSON form.
+	events *avroEvents
 
 	mu   sync.Mutex
 	next map[int32]int64
 }
 
-func newTail(broker, topic string) (*tail, error) {
+func newTail(broker, topic string, events *avroEvents) (*tail, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(broker),
 		kgo.ConsumeTopics(topic),
@@ -37,18 +39,18 @@ func newTail(broker, topic string) (*tail, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the %s reader: %w", topic, err)
 	}
-	return &tail{cl: cl, topic: topic, next: make(map[int32]int64)}, nil
+	return &tail{cl: cl, topic: topic, events: events, next: make(map[int32]int64)}, nil
 }
 
 // run hands every record to handle, in partition order, until ctx is done.
-func (t *tail) run(ctx context.Context, handle func(*kgo.Record)) {
+func (t *tail) run(ctx context.Context, handle func(context.Context, *kgo.Record)) {
 	for {
 		fs := t.cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			handle(r)
+			handle(ctx, r)
 			t.mu.Lock()
 			t.next[r.Partition] = r.Offset + 1
 			t.mu.Unlock()
@@ -77,6 +79,18 @@ func (t *tail) caughtUp(ctx context.Context, adm *kadm.Client) (bool, error) {
 }
 
 func (t *tail) close() { t.cl.Close() }
+
+// decodeEvent reads the JSON form of one of recon's events into v.
+func (t *tail) decodeEvent(ctx context.Context, r *kgo.Record, v any) error {
+	b := r.Value
+	if t.events != nil {
+		var err error
+		if b, err = t.events.json(ctx, b); err != nil {
+			return fmt.Errorf("avro event: %w", err)
+		}
+	}
+	return decodeJSON(b, v)
+}
 
 func decodeJSON(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -111,8 +125,8 @@ type Observer struct {
 	bad        []string
 }
 
-func newObserver(broker, topic string) (*Observer, error) {
-	t, err := newTail(broker, topic)
+func newObserver(broker, topic string, events *avroEvents) (*Observer, error) {
+	t, err := newTail(broker, topic, events)
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +135,9 @@ func newObserver(broker, topic string) (*Observer, error) {
 
 func (o *Observer) run(ctx context.Context) { o.tail.run(ctx, o.handle) }
 
-func (o *Observer) handle(r *kgo.Record) {
+func (o *Observer) handle(ctx context.Context, r *kgo.Record) {
 	var ev divergenceEvent
-	err := decodeJSON(r.Value, &ev)
+	err := o.decodeEvent(ctx, r, &ev)
 	if err == nil {
 		ev.keyID, err = keyID(ev.Key)
 	}
@@ -272,8 +286,8 @@ type RepairConsumer struct {
 	failed              []string
 }
 
-func newRepairConsumer(broker, topic string, replica *Replica, digest func(Row) (string, error)) (*RepairConsumer, error) {
-	t, err := newTail(broker, topic)
+func newRepairConsumer(broker, topic string, events *avroEvents, replica *Replica, digest func(Row) (string, error)) (*RepairConsumer, error) {
+	t, err := newTail(broker, topic, events)
 	if err != nil {
 		return nil, err
 	}
@@ -282,9 +296,9 @@ func newRepairConsumer(broker, topic string, replica *Replica, digest func(Row) 
 
 func (c *RepairConsumer) run(ctx context.Context) { c.tail.run(ctx, c.handle) }
 
-func (c *RepairConsumer) handle(r *kgo.Record) {
+func (c *RepairConsumer) handle(ctx context.Context, r *kgo.Record) {
 	var ev repairEvent
-	err := decodeJSON(r.Value, &ev)
+	err := c.decodeEvent(ctx, r, &ev)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -322,7 +336,7 @@ type dlqReader struct {
 }
 
 func newDLQReader(broker, topic string) (*dlqReader, error) {
-	t, err := newTail(broker, topic)
+	t, err := newTail(broker, topic, nil) // the DLQ keeps the input's bytes
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +345,7 @@ func newDLQReader(broker, topic string) (*dlqReader, error) {
 
 func (d *dlqReader) run(ctx context.Context) { d.tail.run(ctx, d.handle) }
 
-func (d *dlqReader) handle(r *kgo.Record) {
+func (d *dlqReader) handle(_ context.Context, r *kgo.Record) {
 	why, from := "", ""
 	for _, h := range r.Headers {
 		switch h.Key {

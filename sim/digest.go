@@ -8,6 +8,7 @@ import (
 	"github.com/recon-dev/recon/config"
 	"github.com/recon-dev/recon/consumer"
 	"github.com/recon-dev/recon/pipeline"
+	"github.com/recon-dev/recon/schemas"
 )
 
 // system decodes and normalizes one system's records the way recon does.
@@ -18,13 +19,14 @@ type system struct {
 	rules *compare.Rules
 }
 
-// newSystem builds the decoder and rules of s exactly as the pipeline does.
-func newSystem(d config.Dataset, s config.System) (*system, error) {
+// newSystem builds the decoder and rules of s exactly as the pipeline does;
+// reg is the schema registry of the Avro formats (nil for JSON).
+func newSystem(d config.Dataset, s config.System, reg *schemas.Registry) (*system, error) {
 	rules, err := pipeline.SystemRules(d, s)
 	if err != nil {
 		return nil, fmt.Errorf("system %s: %w", s.Name, err)
 	}
-	dec, err := pipeline.Decoder(s)
+	dec, err := pipeline.SystemDecoder(s, reg)
 	if err != nil {
 		return nil, fmt.Errorf("system %s: %w", s.Name, err)
 	}
@@ -71,37 +73,49 @@ func (s *system) normalize(key, value []byte) (change, error) {
 	return c, nil
 }
 
-// digester computes the digests recon would compute for the simulator's rows.
+// digester computes the digests recon would compute for the simulator's rows,
+// which it renders in the run's formats.
 type digester struct {
 	src, tgt *system
+	f        formatPair
 	hasher   *compare.Hasher
 }
 
-func newDigester(cfg *config.Config) (*digester, error) {
+// newDigester builds the digester of a run's config. reg reads the Avro
+// formats' writer schemas (nil when the run has none); f renders the rows.
+func newDigester(cfg *config.Config, reg *schemas.Registry, f formatPair) (*digester, error) {
 	if len(cfg.Datasets) != 1 || len(cfg.Datasets[0].Targets) != 1 {
 		return nil, errors.New("the simulator runs one dataset with one target")
 	}
 	d := cfg.Datasets[0]
-	src, err := newSystem(d, d.Source)
+	src, err := newSystem(d, d.Source, reg)
 	if err != nil {
 		return nil, err
 	}
-	tgt, err := newSystem(d, d.Targets[0])
+	tgt, err := newSystem(d, d.Targets[0], reg)
 	if err != nil {
 		return nil, err
 	}
-	return &digester{src: src, tgt: tgt, hasher: compare.NewHasher([]byte(cfg.Digest.Key))}, nil
+	return &digester{src: src, tgt: tgt, f: f, hasher: compare.NewHasher([]byte(cfg.Digest.Key))}, nil
 }
 
 // sourceRow normalizes a live source row, read as a snapshot record.
 func (g *digester) sourceRow(o Order) (compare.Row, error) {
-	c, err := g.src.normalize(SourceKey(o.ID), SourceValue(Change{Op: 'r', LSN: 1, At: o.UpdatedAt, Row: o}))
+	key, err := g.f.src.key(o.ID)
+	if err != nil {
+		return nil, err
+	}
+	value, err := g.f.src.value(Change{Op: 'r', LSN: 1, At: o.UpdatedAt, Row: o})
+	if err != nil {
+		return nil, err
+	}
+	c, err := g.src.normalize(key, value)
 	return c.Row, err
 }
 
 // targetRow normalizes a live replica row, read as a snapshot record.
 func (g *digester) targetRow(r Row) (compare.Row, error) {
-	c, err := g.tgt.normalize(TargetKey(r.ID), TargetValue('r', r, 4, r.LoadedAt))
+	c, err := g.tgt.normalize(g.f.tgt.key(r.ID), g.f.tgt.value('r', r, 4, r.LoadedAt))
 	return c.Row, err
 }
 

@@ -11,6 +11,13 @@
 // of recon's divergence events, and the report that compares what was
 // injected with what recon detected.
 //
+// With Options.Format avro the source writes Debezium Avro instead (the
+// Confluent wire format, its schemas registered in the schema registry the
+// embedded broker serves), the replica writes flat JSON (the unwrap SMT's
+// row with "__" metadata, DATETIME text), recon publishes its events in Avro,
+// and the observer and the repair consumer read them through the registry:
+// the same ground truth, with every column encoded differently on each side.
+//
 // It does not reach into recon: recon runs through pipeline.New and Run like
 // `recon run`, and the simulator sees only what any Kafka client would see —
 // the input records it produced and the events recon published. The one

@@ -126,9 +126,10 @@ type record struct {
 // consumer applies repairs to it, so it is guarded by a mutex; every change
 // it makes is written to its topic in the order it made them.
 type Replica struct {
-	topic string
-	emit  func(record)
-	trace *trace // nil: no trace
+	topic  string
+	format targetFormat
+	emit   func(record)
+	trace  *trace // nil: no trace
 	// onCopy, if set, learns when the broker has each copy of a source
 	// change: how late the replica really was, as recon can see it.
 	onCopy func(id int64, srcLSN uint64, at time.Time)
@@ -142,9 +143,10 @@ type Replica struct {
 	redelv int // noise: older records delivered again after a newer one
 }
 
-// NewReplica returns an empty replica writing its changes to topic via emit.
-func NewReplica(topic string, emit func(record)) *Replica {
-	return &Replica{topic: topic, emit: emit, rows: make(map[int64]Row), pos: 4, last: make(map[int64]record)}
+// newReplica returns an empty replica writing its changes to topic via emit,
+// in format f.
+func newReplica(topic string, f targetFormat, emit func(record)) *Replica {
+	return &Replica{topic: topic, format: f, emit: emit, rows: make(map[int64]Row), pos: 4, last: make(map[int64]record)}
 }
 
 // Row returns the live row of id.
@@ -207,17 +209,17 @@ func (r *Replica) deleteLocked(id int64, now time.Time, nz noise, via string) bo
 	}
 	delete(r.rows, id)
 	r.writeLocked('d', row, now, nz, via)
-	r.emit(record{Topic: r.topic, Key: TargetKey(row.ID)}) // the tombstone
+	r.emit(record{Topic: r.topic, Key: r.format.key(row.ID)}) // the tombstone
 	return true
 }
 
 func (r *Replica) writeLocked(op byte, row Row, now time.Time, nz noise, via string) {
 	r.trace.add(row.ID, now, "replica %c pos=%d _src_lsn=%d %s (%s)", op, r.pos, row.SrcLSN, summary(&row.Order, op), via)
-	v := TargetValue(op, row, r.pos, now)
+	v := r.format.value(op, row, r.pos, now)
 	pos := r.pos
 	// The next event starts after this one, as binlog positions do.
 	r.pos += uint64(len(v)) + 19
-	rec := record{Topic: r.topic, Key: TargetKey(row.ID), Value: v}
+	rec := record{Topic: r.topic, Key: r.format.key(row.ID), Value: v}
 	trace, onCopy := r.trace, r.onCopy
 	if via != "copy" {
 		onCopy = nil

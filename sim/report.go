@@ -125,8 +125,8 @@ func (r *Report) OK() bool {
 // Print writes the report as an aligned table.
 func (r *Report) Print(w io.Writer) {
 	o := r.Options
-	fmt.Fprintf(w, "\nrecon demo: seed %d, %d keys, %g changes/s for %s, window %s, %d partitions\n\n",
-		o.Seed, o.Keys, o.Rate, o.Duration, o.Window, o.Partitions)
+	fmt.Fprintf(w, "\nrecon demo: seed %d, %d keys, %g changes/s for %s, window %s, %d partitions, format %s\n\n",
+		o.Seed, o.Keys, o.Rate, o.Duration, o.Window, o.Partitions, o.Format)
 	fmt.Fprintf(w, "%-17s%9s%10s\n", "divergences", "injected", "detected")
 	for _, k := range r.Kinds {
 		fmt.Fprintf(w, "  %-15s%9d%10d\n", k.Kind, k.Injected, k.Detected)

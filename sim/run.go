@@ -17,6 +17,7 @@ import (
 	"github.com/recon-dev/recon/broker"
 	"github.com/recon-dev/recon/config"
 	"github.com/recon-dev/recon/pipeline"
+	"github.com/recon-dev/recon/schemas"
 )
 
 // Topics of the demo, named as Debezium names them: <prefix>.<schema>.<table>
@@ -38,6 +39,7 @@ type Options struct {
 	Window     time.Duration // recon's window (default 2s)
 	Seed       uint64        // names the run's changes, faults and noise; 0 is a seed like any other
 	Partitions int           // partitions of every topic (default 3)
+	Format     string        // FormatJSON (default) or FormatAvro
 	Faults     *Faults       // nil: DefaultFaults
 	// Noise is the fraction of changes given each kind of harmless noise
 	// (default 0.02; negative: none).
@@ -67,6 +69,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Partitions == 0 {
 		o.Partitions = 3
+	}
+	if o.Format == "" {
+		o.Format = FormatJSON
 	}
 	if o.Faults == nil {
 		f := DefaultFaults
@@ -103,6 +108,9 @@ func (o *Options) validate() error {
 	if o.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("partitions %d: want at least 1", o.Partitions))
 	}
+	if o.Format != FormatJSON && o.Format != FormatAvro {
+		errs = append(errs, fmt.Errorf("format %q: want %s or %s", o.Format, FormatJSON, FormatAvro))
+	}
 	f := o.Faults
 	for _, r := range []float64{f.Missing, f.Lagging, f.Conflict, f.Orphan, o.Noise} {
 		if r < 0 || r > 1 {
@@ -116,20 +124,28 @@ func (o *Options) validate() error {
 }
 
 // demoConfig is the recon.yaml of the demo, parsed by the same code as any
-// other: the systems, the dataset, its window, and auto repair of every kind.
-func demoConfig(brokerAddr, stateDir string, window time.Duration) (*config.Config, error) {
+// other: the systems in the run's format, the dataset, its window, and auto
+// repair of every kind. registryURL is the schema registry of an avro run.
+func demoConfig(brokerAddr, registryURL, stateDir string, window time.Duration, format string) (*config.Config, error) {
+	srcFormat, tgtFormat, outFormat, registry := "debezium-json", "debezium-json", "json", ""
+	if format == FormatAvro {
+		srcFormat, tgtFormat, outFormat = "debezium-avro", "flat-json", "avro"
+		registry = fmt.Sprintf("schema_registry: {url: %q}", registryURL)
+	}
 	text := fmt.Sprintf(`
 kafka: {brokers: [%q], group: recon-demo, client_id: recon-demo}
+%s
 state: {dir: %q}
 http: {listen: "127.0.0.1:0"}
 digest: {key: %q}
+outputs: {format: %s}
 datasets:
   - name: orders
     key: [id]
     window: %s
-    source: {name: postgres, topic: %s, format: debezium-json, version: lsn}
+    source: {name: postgres, topic: %s, format: %s, version: lsn}
     targets:
-      - {name: replica, topic: %s, format: debezium-json, version: position,
+      - {name: replica, topic: %s, format: %s, version: position,
          lineage: "field:_src_lsn", rename: {order_id: id}}
     compare:
       ignore: [loaded_at, updated_at]
@@ -138,7 +154,7 @@ datasets:
     # reach because a demo at a high --rate diverges en masse on purpose.
     repair: {mode: auto, auto_kinds: [missing, lagging, orphan, conflict], payload: full,
              max_per_minute: 1000000}
-`, brokerAddr, stateDir, demoDigestKey, window, SourceTopic, TargetTopic)
+`, brokerAddr, registry, stateDir, demoDigestKey, outFormat, window, SourceTopic, srcFormat, TargetTopic, tgtFormat)
 	return config.Parse([]byte(text), nil)
 }
 
@@ -148,6 +164,7 @@ type runner struct {
 	opts    Options
 	broker  *broker.Broker
 	cfg     *config.Config
+	formats formatPair
 	dg      *digester
 	prod    *kgo.Client
 	adm     *kadm.Client
@@ -164,7 +181,7 @@ type runner struct {
 	lastDue map[int64]time.Time // per key: replication applies changes in order
 	seq     uint64
 	mu      sync.Mutex // guards what produce callbacks write
-	prodErr error
+	prodErr error      // the first error producing or rendering a record
 	// srcAcked is when the broker had each source change still awaiting its
 	// copy. A copy that reached the broker a window or more after its source
 	// change is a real divergence recon is right to flag: it voids the ground
@@ -214,9 +231,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := waitFor(ctx, 20*time.Second, reconDone, r.pipe.Ready); err != nil {
 		return nil, fmt.Errorf("waiting for recon to join its group: %w", err)
 	}
-	fmt.Fprintf(opts.Progress, "recon demo: broker %s, recon's metrics at http://%s/metrics\n"+
-		"%d keys, %g changes/s for %s, window %s, seed %d, %d partitions\n",
-		r.broker.Addr(), r.pipe.Addr(), opts.Keys, opts.Rate, opts.Duration, opts.Window, opts.Seed, opts.Partitions)
+	fmt.Fprintf(opts.Progress, "recon demo: broker %s, recon's metrics at http://%s/metrics\n", r.broker.Addr(), r.pipe.Addr())
+	if url := r.broker.SchemaRegistryURL(); url != "" {
+		fmt.Fprintf(opts.Progress, "schema registry at %s\n", url)
+	}
+	fmt.Fprintf(opts.Progress, "%s → %s, %s events\n", r.cfg.Datasets[0].Source.Format, r.cfg.Datasets[0].Targets[0].Format, r.cfg.Outputs.Format)
+	fmt.Fprintf(opts.Progress, "%d keys, %g changes/s for %s, window %s, seed %d, %d partitions\n",
+		opts.Keys, opts.Rate, opts.Duration, opts.Window, opts.Seed, opts.Partitions)
 
 	readCtx, stopReaders := context.WithCancel(context.Background())
 	var readers sync.WaitGroup
@@ -257,10 +278,15 @@ func (r *runner) setup(ctx context.Context) (cleanup func(), err error) {
 			undo[i]()
 		}
 	}
-	r.broker, err = broker.Start(broker.Options{
+	avro := r.opts.Format == FormatAvro
+	bopts := broker.Options{
 		Partitions: r.opts.Partitions,
 		Topics:     []string{SourceTopic, TargetTopic, config.DefaultDivergences, config.DefaultRepairs, config.DefaultDLQ},
-	})
+	}
+	if avro {
+		bopts.SchemaRegistry = "127.0.0.1:0"
+	}
+	r.broker, err = broker.Start(bopts)
 	if err != nil {
 		return cleanup, fmt.Errorf("starting the broker: %w", err)
 	}
@@ -270,10 +296,24 @@ func (r *runner) setup(ctx context.Context) (cleanup func(), err error) {
 		return cleanup, err
 	}
 	undo = append(undo, func() { os.RemoveAll(dir) })
-	if r.cfg, err = demoConfig(r.broker.Addr(), dir, r.opts.Window); err != nil {
+	if r.cfg, err = demoConfig(r.broker.Addr(), r.broker.SchemaRegistryURL(), dir, r.opts.Window, r.opts.Format); err != nil {
 		return cleanup, fmt.Errorf("demo config: %w", err)
 	}
-	if r.dg, err = newDigester(r.cfg); err != nil {
+	r.formats = jsonFormats
+	var reg *schemas.Registry // reads the writer schemas of every Avro record the simulator reads
+	var events *avroEvents
+	if avro {
+		src, err := newAvroSource(ctx, r.broker.SchemaRegistryURL())
+		if err != nil {
+			return cleanup, err
+		}
+		r.formats = formatPair{src: src, tgt: flatTarget{}}
+		if reg, err = schemas.NewRegistry(r.broker.SchemaRegistryURL(), schemas.RegistryHTTPClient(registryHTTPClient())); err != nil {
+			return cleanup, err
+		}
+		events = newAvroEvents(reg)
+	}
+	if r.dg, err = newDigester(r.cfg, reg, r.formats); err != nil {
 		return cleanup, err
 	}
 	r.prod, err = kgo.NewClient(kgo.SeedBrokers(r.broker.Addr()), kgo.ProducerLinger(2*time.Millisecond))
@@ -283,13 +323,13 @@ func (r *runner) setup(ctx context.Context) (cleanup func(), err error) {
 	undo = append(undo, r.prod.Close)
 	r.adm = kadm.NewClient(r.prod)
 	r.wl = newWorkload(r.opts.Seed, r.opts.Keys, r.opts.Window, *r.opts.Faults, r.opts.Noise, r.opts.ForceEachKind)
-	r.replica = NewReplica(TargetTopic, r.emit)
+	r.replica = newReplica(TargetTopic, r.formats.tgt, r.emit)
 	r.replica.trace, r.replica.onCopy = r.trace, r.copied
-	if r.obs, err = newObserver(r.broker.Addr(), r.cfg.Outputs.Divergences); err != nil {
+	if r.obs, err = newObserver(r.broker.Addr(), r.cfg.Outputs.Divergences, events); err != nil {
 		return cleanup, err
 	}
 	undo = append(undo, r.obs.close)
-	if r.rc, err = newRepairConsumer(r.broker.Addr(), r.cfg.Outputs.Repairs, r.replica, r.dg.targetDigest); err != nil {
+	if r.rc, err = newRepairConsumer(r.broker.Addr(), r.cfg.Outputs.Repairs, events, r.replica, r.dg.targetDigest); err != nil {
 		return cleanup, err
 	}
 	undo = append(undo, r.rc.close)
@@ -311,11 +351,7 @@ func (r *runner) setup(ctx context.Context) (cleanup func(), err error) {
 func (r *runner) emit(rec record) {
 	r.prod.Produce(context.Background(), &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value}, func(_ *kgo.Record, err error) {
 		if err != nil {
-			r.mu.Lock()
-			if r.prodErr == nil {
-				r.prodErr = err
-			}
-			r.mu.Unlock()
+			r.fail(err)
 			return
 		}
 		if rec.acked != nil {
@@ -337,6 +373,16 @@ func (r *runner) copied(id int64, srcLSN uint64, at time.Time) {
 	r.maxDelay = max(r.maxDelay, d)
 	if d >= r.opts.Window {
 		r.late[id] = true
+	}
+}
+
+// fail records the first error that keeps the simulator from producing
+// its records; the main loop stops on it.
+func (r *runner) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.prodErr == nil {
+		r.prodErr = err
 	}
 }
 
@@ -422,7 +468,17 @@ func (r *runner) emitSource(st step) {
 		fate = fmt.Sprintf(" — the replica will corrupt its amount (%s)", st.fault)
 	}
 	r.trace.add(ch.Row.ID, ch.At, "source %c lsn=%d %s%s", ch.Op, ch.LSN, summary(&ch.Row, ch.Op), fate)
-	rec := record{Topic: SourceTopic, Key: SourceKey(ch.Row.ID), Value: SourceValue(ch)}
+	key, err := r.formats.src.key(ch.Row.ID)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	value, err := r.formats.src.value(ch)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	rec := record{Topic: SourceTopic, Key: key, Value: value}
 	rec.acked = func(at time.Time) {
 		r.trace.add(ch.Row.ID, at, "kafka has source lsn=%d", ch.LSN)
 		if !st.drop { // a dropped change has no copy to wait for

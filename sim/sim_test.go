@@ -15,11 +15,11 @@ import (
 
 func testDigester(t *testing.T) *digester {
 	t.Helper()
-	cfg, err := demoConfig("127.0.0.1:9092", t.TempDir(), time.Second)
+	cfg, err := demoConfig("127.0.0.1:9092", "", t.TempDir(), time.Second, FormatJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dg, err := newDigester(cfg)
+	dg, err := newDigester(cfg, nil, jsonFormats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestRepairPayloadRoundTrip(t *testing.T) {
 func TestReplicaRepairPrecondition(t *testing.T) {
 	dg := testDigester(t)
 	var out []record
-	r := NewReplica(TargetTopic, func(rec record) { out = append(out, rec) })
+	r := newReplica(TargetTopic, debeziumTarget{}, func(rec record) { out = append(out, rec) })
 	o := orders[0]
 	r.copyChange(Change{Op: 'c', LSN: 100, Row: o}, 0, noise{}, created)
 	cur, _ := r.Row(o.ID)

@@ -25,6 +25,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", 1, "seed of the run's changes, faults and noise")
 	window := fs.Duration("window", 2*time.Second, "how long the replica may disagree before recon flags it")
 	partitions := fs.Int("partitions", 3, "partitions of every topic")
+	format := fs.String("format", sim.FormatJSON, "json: Debezium JSON in, a Debezium JSON replica, JSON events; "+
+		"avro: Debezium Avro in (schemas in the embedded broker's registry), a flat JSON replica, Avro events")
 	f := sim.DefaultFaults
 	fs.Float64Var(&f.Missing, "missing-rate", f.Missing, "fraction of inserts the replica drops (missing)")
 	fs.Float64Var(&f.Lagging, "lagging-rate", f.Lagging, "fraction of updates the replica drops (lagging)")
@@ -49,7 +51,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		*noise = -1 // sim reads 0 as "the default"
 	}
 	opts := sim.Options{
-		Keys: *keys, Rate: *rate, Duration: *duration, Window: *window, Seed: *seed, Partitions: *partitions,
+		Keys: *keys, Rate: *rate, Duration: *duration, Window: *window, Seed: *seed, Partitions: *partitions, Format: *format,
 		Faults: &f, Noise: *noise, ForceEachKind: true, Progress: stdout, Logger: logger,
 	}
 	rep, err := sim.Run(ctx, opts)
