@@ -1,19 +1,21 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test demo demo-avro bench lint fmt fuzz vet
+.PHONY: all build test demo demo-avro bench lint fmt fuzz fuzz-short vet
 
 all: build
 
 build:
 	$(GO) build -o bin/recon ./cmd/recon
 
-# The whole suite: formatting, vet, and every test with the race detector.
+# The whole suite: formatting, vet, every test with the race detector, then
+# every fuzz target for FUZZTIME_SHORT (new crashers land in testdata/fuzz).
 test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 20m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz-short
 
 # The main job on an embedded broker, no setup.
 demo:
@@ -27,15 +29,26 @@ demo-avro:
 bench:
 	$(GO) run ./cmd/recon bench
 
-# Each decoder's fuzz target for a short while.
+# Every fuzz target, as package/Name: go test -fuzz takes one per run. `make
+# fuzz` fails when a Fuzz function in the tree is missing here.
+FUZZ_TARGETS := consumer/FuzzDebeziumJSON consumer/FuzzFlatJSON consumer/FuzzDebeziumAvro \
+	consumer/FuzzFlatAvro compare/FuzzNormalizeValue state/FuzzDecodeKeyState
 FUZZTIME ?= 20s
+# The short pass `make test` runs after the unit tests, per target.
+FUZZTIME_SHORT ?= 5s
+
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDebeziumJSON -fuzztime=$(FUZZTIME) ./consumer
-	$(GO) test -run='^$$' -fuzz=FuzzFlatJSON -fuzztime=$(FUZZTIME) ./consumer
-	$(GO) test -run='^$$' -fuzz=FuzzDebeziumAvro -fuzztime=$(FUZZTIME) ./consumer
-	$(GO) test -run='^$$' -fuzz=FuzzFlatAvro -fuzztime=$(FUZZTIME) ./consumer
-	$(GO) test -run='^$$' -fuzz=FuzzNormalizeValue -fuzztime=$(FUZZTIME) ./compare
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeKeyState -fuzztime=$(FUZZTIME) ./state
+	@listed=$$(printf '%s\n' $(FUZZ_TARGETS) | sed 's|.*/||' | sort); \
+	found=$$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed 's/^func //' | sort); \
+	if [ "$$listed" != "$$found" ]; then \
+		echo "FUZZ_TARGETS does not list exactly the fuzz targets in the tree:" $$found; exit 1; fi
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*/} in ./$${t%/*} for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz='^'$${t#*/}'$$' -fuzztime=$(FUZZTIME) ./$${t%/*} || exit 1; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 vet:
 	$(GO) vet $(PKGS)
