@@ -46,6 +46,7 @@ func foldSettings(key []string, rename map[string]string, ignore []string, types
 // foldRow returns raw with lower-case column names under CaseInsensitive, and
 // raw itself otherwise or when its names are lower case already (the common
 // case costs no copy). Two columns that differ only in case are ambiguous.
+// It records how the names were spelled, for SystemRow.
 func (r *Rules) foldRow(raw map[string]any) (map[string]any, error) {
 	if !r.fold {
 		return raw, nil
@@ -58,6 +59,7 @@ func (r *Rules) foldRow(raw map[string]any) (map[string]any, error) {
 		}
 	}
 	if clean {
+		r.spell.observeLower(raw)
 		return raw, nil
 	}
 	out := make(map[string]any, len(raw))
@@ -71,6 +73,7 @@ func (r *Rules) foldRow(raw map[string]any) (map[string]any, error) {
 		orig[f] = name
 		out[f] = v
 	}
+	r.spell.observe(orig)
 	return out, nil
 }
 

@@ -13,7 +13,9 @@ import (
 var ErrMissingKeyField = errors.New("missing key field")
 
 // Rules normalizes the rows of one system (source or target) of a dataset.
-// It is immutable after NewRules and safe for concurrent use.
+// Its settings are immutable after NewRules; under CaseInsensitive it also
+// learns how the system spells its column names, for SystemRow. Safe for
+// concurrent use.
 type Rules struct {
 	key []string // dataset column names, configured order
 	// keyCol is the system column that holds each key field.
@@ -27,6 +29,10 @@ type Rules struct {
 	tol    float64
 	// fold lower-cases every column name, configured or received.
 	fold bool
+	// Under fold: how the system spells its columns (see SystemRow), as
+	// received and as configured in rename (folded -> spelling).
+	spell    *spellings
+	renameAs map[string]string
 }
 
 // RulesOpt tunes NewRules beyond its required settings.
@@ -53,18 +59,22 @@ func NewRules(key []string, rename map[string]string, ignore []string, types map
 		opt.apply(&o)
 	}
 	var errs []error
+	var renameAs map[string]string
 	if o.fold {
+		renameAs = renameSpellings(rename)
 		key, rename, ignore, types, errs = foldSettings(key, rename, ignore, types)
 	}
 	r := &Rules{
-		fold:   o.fold,
-		key:    slices.Clone(key),
-		keyCol: make([]string, len(key)),
-		rename: make(map[string]string, len(rename)),
-		onto:   make(map[string]string, len(rename)),
-		ignore: make(map[string]struct{}, len(ignore)),
-		types:  make(map[string]FieldType, len(types)),
-		tol:    floatTolerance,
+		fold:     o.fold,
+		spell:    &spellings{},
+		renameAs: renameAs,
+		key:      slices.Clone(key),
+		keyCol:   make([]string, len(key)),
+		rename:   make(map[string]string, len(rename)),
+		onto:     make(map[string]string, len(rename)),
+		ignore:   make(map[string]struct{}, len(ignore)),
+		types:    make(map[string]FieldType, len(types)),
+		tol:      floatTolerance,
 	}
 	targets := make(map[string]string, len(rename)) // dataset column -> first system column onto it
 	// Sorted so that the same bad config always yields the same message.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +187,40 @@ func TestCrossFormatEndToEnd(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("divergences %v, want exactly %v: an encoding difference was judged a divergence", got, want)
+	}
+	checkRepairSpelling(t, h)
+}
+
+// checkRepairSpelling: the missing marker's repair carries the source row in
+// the target's own column names, as its rows spell them (ORDER_ID, not the
+// config's Order_ID nor the folded order_id), while its key keeps the
+// dataset's folded names.
+func checkRepairSpelling(t *testing.T, h *harness) {
+	t.Helper()
+	var after map[string]any
+	waitFor(t, 10*time.Second, "the marker's repair", func() bool {
+		for _, r := range h.outputs(h.cfg.Outputs.Repairs) {
+			if r.Key == "orders/warehouse/7,99" {
+				after, _ = r.Body["after"].(map[string]any)
+				return true
+			}
+		}
+		return false
+	})
+	var names []string
+	for c := range after {
+		names = append(names, c)
+	}
+	slices.Sort(names)
+	// The first target row spelled Created_At, the later ones CREATED_AT;
+	// rows are decoded in parallel, so either may be the last one seen.
+	want := fmt.Sprint([]string{"ACTIVE", "AMOUNT", "CREATED_AT", "NOTE", "ORDER_ID", "QTY", "RATIO", "REF", "TENANT_ID"})
+	alt := fmt.Sprint([]string{"ACTIVE", "AMOUNT", "Created_At", "NOTE", "ORDER_ID", "QTY", "RATIO", "REF", "TENANT_ID"})
+	if got := fmt.Sprint(names); got != want && got != alt {
+		t.Errorf("repair after has columns %s, want the target's spelling %s", got, want)
+	}
+	if after["ORDER_ID"] != float64(99) || after["AMOUNT"] != "1234.50" {
+		t.Errorf("repair after %v: want the source's values", after)
 	}
 }
 

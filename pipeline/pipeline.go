@@ -303,7 +303,7 @@ func buildRoutes(cfg *config.Config, hasher *compare.Hasher, reg *schemas.Regist
 			}
 			routes = append(routes, consumer.Route{Dataset: d.Name, System: s.Name, Topic: s.Topic, Decoder: dec, Rules: rules, Hasher: hasher})
 			if i > 0 {
-				rd.Targets = append(rd.Targets, reconcile.System{Name: s.Name, Topic: s.Topic, Rename: s.Rename})
+				rd.Targets = append(rd.Targets, reconcile.System{Name: s.Name, Topic: s.Topic, Rename: s.Rename, Rules: rules})
 			}
 		}
 		datasets = append(datasets, rd)

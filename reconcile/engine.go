@@ -33,8 +33,14 @@ type System struct {
 	Name  string
 	Topic string
 	// Rename maps this system's column names to dataset column names; the
-	// engine inverts it to render repair rows in a target's own names.
+	// engine inverts it to render repair rows in a target's own names when
+	// Rules is nil.
 	Rename map[string]string
+	// Rules, if set, are the rules this system's rows are normalized with;
+	// repair rows are then rendered by Rules.SystemRow: the inverse rename
+	// and, under compare.case_insensitive, the target's own spelling of each
+	// column.
+	Rules *compare.Rules
 }
 
 // Outputs are recon's output topics.

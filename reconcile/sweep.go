@@ -182,7 +182,7 @@ func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts 
 		in.PreviousDigest = ts.Head.Digest
 	}
 	if tt, ok := d.target(target); ok && ks.SourceRow != nil {
-		in.After = toTargetNames(ks.SourceRow, tt.Rename)
+		in.After = tt.systemRow(ks.SourceRow)
 	}
 	plan := t.e.opts.Planner.Plan(now, in)
 	if plan.Decision == repair.None {
@@ -288,6 +288,14 @@ func targetState(ts *state.TargetState) *repair.TargetState {
 		out.Reflects = ts.Reflects.String()
 	}
 	return out
+}
+
+// systemRow renders a dataset row in the system's own column names.
+func (s System) systemRow(row compare.Row) compare.Row {
+	if s.Rules != nil {
+		return s.Rules.SystemRow(row)
+	}
+	return toTargetNames(row, s.Rename)
 }
 
 // toTargetNames renders a dataset row in a target's own column names.
