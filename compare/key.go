@@ -88,6 +88,30 @@ func ParseKey(fields []string, s string) (Key, error) {
 	return k, nil
 }
 
+// KeyFromText reads a key a person typed (a command-line argument, an API
+// path) in the text form of Key.String, and normalizes each part the way a
+// row's key field is normalized, so that any spelling the rules accept for a
+// column finds the key: with id typed uuid, "3F2504E0-4F89-11D3-9A0C-0305E82C3301"
+// and "{3f2504e0-4f89-11d3-9a0c-0305e82c3301}" both find the key
+// "3f2504e0-4f89-11d3-9a0c-0305e82c3301"; with id typed int, "007" finds "7".
+// A part of a column without a type in compare.types is taken as it is, as
+// ParseKey takes it (its case is part of the key). A part the column's type
+// rejects is an error naming the field.
+func (r *Rules) KeyFromText(s string) (Key, error) {
+	k, err := ParseKey(r.key, s)
+	if err != nil {
+		return Key{}, err
+	}
+	for i, f := range r.key {
+		v, err := r.NormalizeValue(f, k.Values[i].Text)
+		if err != nil {
+			return Key{}, fmt.Errorf("parse key %s: key field %q: %w", quoteShort(s), f, err)
+		}
+		k.Values[i] = v
+	}
+	return k, nil
+}
+
 func unescape(s string) (string, error) {
 	if !strings.Contains(s, "%") {
 		return s, nil

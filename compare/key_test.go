@@ -222,6 +222,9 @@ func TestKeyShapes(t *testing.T) {
 		if p, err := ParseKey(k.Fields, k.String()); err != nil || p.String() != c.want {
 			t.Errorf("%s: ParseKey(%q) = %v, %v", c.why, c.want, p, err)
 		}
+		if p, err := c.r.KeyFromText(k.String()); err != nil || p.String() != c.want {
+			t.Errorf("%s: KeyFromText(%q) = %v, %v", c.why, c.want, p, err)
+		}
 	}
 	// Keys that must stay apart.
 	distinct := []struct {
@@ -250,5 +253,50 @@ func TestKeyShapes(t *testing.T) {
 	}
 	if _, err := uuidKey.Key(map[string]any{"id": "not-a-uuid"}); err == nil {
 		t.Error("a malformed UUID key must be an error")
+	}
+}
+
+// TestKeyFromText: a key typed by a person finds the key its rows normalize
+// to, whatever spelling the column's type accepts.
+func TestKeyFromText(t *testing.T) {
+	const id = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+	typed := mustRules(t, []string{"tenant_id", "ref"}, nil, nil, map[string]string{"tenant_id": "int", "ref": "uuid"}, 0)
+	folded, err := NewRules([]string{"Tenant_ID", "REF"}, nil, nil, map[string]string{"TENANT_ID": "int", "Ref": "uuid"}, 0, CaseInsensitive(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	untyped := mustRules(t, []string{"code"}, nil, nil, nil, 0)
+	row, err := typed.Key(map[string]any{"tenant_id": json.Number("7"), "ref": id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		r       *Rules
+		text    string
+		want    string
+		wantErr string
+		why     string
+	}{
+		{typed, "7," + strings.ToUpper(id), row.String(), "", "an upper-case UUID is the row's lower-case one"},
+		{typed, "7,{" + id + "}", row.String(), "", "braces, as .NET writes a UUID"},
+		{typed, "7," + strings.ReplaceAll(strings.ToUpper(id), "-", ""), row.String(), "", "no dashes"},
+		{typed, "007,urn:uuid:" + id, row.String(), "", "leading zeros of an int column, a urn prefix"},
+		{folded, "7," + strings.ToUpper(id), row.String(), "", "the same under case_insensitive, whose types are spelled in any case"},
+		{untyped, "ABC-1", "ABC-1", "", "an untyped column keeps the case: another key than abc-1"},
+		{untyped, "a%2Cb", "a%2Cb", "", "escapes are read back"},
+		{typed, "7,not-a-uuid", "", `key field "ref"`, "a part the type rejects names its field"},
+		{typed, "x," + id, "", `key field "tenant_id"`, "an int column rejects a word"},
+		{typed, id, "", "1 values for 2 key fields", "a composite key needs every part"},
+	}
+	for _, c := range cases {
+		k, err := c.r.KeyFromText(c.text)
+		switch {
+		case c.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("%s: KeyFromText(%q) = %q, %v; want an error with %q", c.why, c.text, k.String(), err, c.wantErr)
+			}
+		case err != nil || k.String() != c.want:
+			t.Errorf("%s: KeyFromText(%q) = %q, %v; want %q", c.why, c.text, k.String(), err, c.want)
+		}
 	}
 }
