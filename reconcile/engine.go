@@ -464,6 +464,9 @@ func (e *Engine) checkpoint() error {
 // outbox notification, and the offsets' way to Kafka.
 func (e *Engine) durable(p *pending, offsets map[string]map[int32]int64, started time.Time) {
 	if m := e.opts.Metrics; m != nil {
+		// The checkpoint is counted before the events it made durable, so
+		// that whoever sees every event counted sees its checkpoint too.
+		m.batches.Observe(time.Since(started).Seconds())
 		for _, f := range p.effects {
 			f(m)
 		}
@@ -474,7 +477,6 @@ func (e *Engine) durable(p *pending, offsets map[string]map[int32]int64, started
 				m.events.WithLabelValues(c.dataset, c.system, c.op).Add(float64(n))
 			}
 		}
-		m.batches.Observe(time.Since(started).Seconds())
 	}
 	if p.outboxed > 0 && e.opts.Notifier != nil {
 		e.opts.Notifier.Notify()
