@@ -29,6 +29,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzFlatJSON -fuzztime=$(FUZZTIME) ./consumer
 	$(GO) test -run='^$$' -fuzz=FuzzDebeziumAvro -fuzztime=$(FUZZTIME) ./consumer
 	$(GO) test -run='^$$' -fuzz=FuzzFlatAvro -fuzztime=$(FUZZTIME) ./consumer
+	$(GO) test -run='^$$' -fuzz=FuzzFlatKey -fuzztime=$(FUZZTIME) ./consumer
 	$(GO) test -run='^$$' -fuzz=FuzzNormalizeValue -fuzztime=$(FUZZTIME) ./compare
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeKeyState -fuzztime=$(FUZZTIME) ./state
 
