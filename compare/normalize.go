@@ -152,10 +152,32 @@ func (r *Rules) resolveKey() []error {
 // as Unavailable (or as Debezium's literal placeholder) are left out of the Row
 // and listed, sorted, in unchanged: the caller keeps their previous values.
 func (r *Rules) Normalize(raw map[string]any) (row Row, unchanged []string, err error) {
-	if raw, err = r.foldRow(raw); err != nil {
+	row = make(Row, len(raw))
+	unchanged, err = r.normalize(raw, func(col string, v Value) { row[col] = v })
+	if err != nil {
 		return nil, nil, err
 	}
-	row = make(Row, len(raw))
+	return row, unchanged, nil
+}
+
+// NormalizeColumns is Hasher.Columns(Normalize(raw)) for callers that keep
+// only the column hashes, as for a target's rows: it builds no Row.
+func (r *Rules) NormalizeColumns(raw map[string]any) (cols Columns, unchanged []string, err error) {
+	cols = make(Columns, 0, len(raw))
+	unchanged, err = r.normalize(raw, func(col string, v Value) { cols = append(cols, Column{col, ColumnHash(v)}) })
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.SortFunc(cols, func(a, b Column) int { return strings.Compare(a.Name, b.Name) })
+	return cols, unchanged, nil
+}
+
+// normalize hands each kept column's normalized value to put and returns
+// the unchanged (TOAST) columns, sorted.
+func (r *Rules) normalize(raw map[string]any, put func(col string, v Value)) (unchanged []string, err error) {
+	if raw, err = r.foldRow(raw); err != nil {
+		return nil, err
+	}
 	for name, v := range raw {
 		col := name
 		if to, ok := r.rename[name]; ok {
@@ -163,7 +185,7 @@ func (r *Rules) Normalize(raw map[string]any) (row Row, unchanged []string, err 
 		} else if src, ok := r.onto[name]; ok {
 			if _, both := raw[src]; both {
 				if _, drop := r.ignore[col]; !drop {
-					return nil, nil, fmt.Errorf("column %q: both %q (renamed) and %q map to it", col, src, name)
+					return nil, fmt.Errorf("column %q: both %q (renamed) and %q map to it", col, src, name)
 				}
 			}
 		}
@@ -176,12 +198,12 @@ func (r *Rules) Normalize(raw map[string]any) (row Row, unchanged []string, err 
 		}
 		val, err := r.NormalizeValue(col, v)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		row[col] = val
+		put(col, val)
 	}
 	slices.Sort(unchanged)
-	return row, unchanged, nil
+	return unchanged, nil
 }
 
 // isUnavailable also accepts the placeholder text itself, so a decoder that

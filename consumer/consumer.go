@@ -36,6 +36,10 @@ type Route struct {
 	Rules   *compare.Rules
 	// Hasher, when set, computes column hashes while decoding, in parallel.
 	Hasher *compare.Hasher
+	// ColumnsOnly says the engine keeps only the column hashes of this
+	// system's rows (a target's, or a source's without payload: full):
+	// decoding then builds no normalized row. Needs Hasher.
+	ColumnsOnly bool
 }
 
 // Handler folds polled batches; it is reconcile.Engine in production. What
@@ -343,19 +347,36 @@ func (c *Consumer) decodeChange(ctx context.Context, route *Route, r *kgo.Record
 		Key: key, Op: d.Op, Version: d.Version, Lineage: d.Lineage, EventTime: d.EventTime,
 	}
 	if d.Op == compare.OpUpsert {
-		row, unchanged, err := route.Rules.Normalize(d.Row)
-		if err != nil {
+		if err := normalize(route, d.Row, ev); err != nil {
 			return nil, "", &DecodeError{Reason: ReasonBadValue, Err: err}
+		}
+	}
+	return ev, "", nil
+}
+
+// normalize fills in ev's row, column hashes and digest from a decoded row:
+// the hashes and the digest are computed here, in parallel, when they can be.
+func normalize(route *Route, raw map[string]any, ev *compare.ChangeEvent) error {
+	if route.ColumnsOnly && route.Hasher != nil {
+		cols, unchanged, err := route.Rules.NormalizeColumns(raw)
+		if err != nil {
+			return err
+		}
+		ev.Cols, ev.Unchanged = cols, unchanged
+	} else {
+		row, unchanged, err := route.Rules.Normalize(raw)
+		if err != nil {
+			return err
 		}
 		ev.Row, ev.Unchanged = row, unchanged
 		if route.Hasher != nil {
 			ev.Cols = route.Hasher.Columns(row)
-			if len(unchanged) == 0 {
-				ev.Digest = route.Hasher.Digest(ev.Cols)
-			}
 		}
 	}
-	return ev, "", nil
+	if route.Hasher != nil && len(ev.Unchanged) == 0 {
+		ev.Digest = route.Hasher.Digest(ev.Cols)
+	}
+	return nil
 }
 
 // reject renders a record for the dead-letter queue: the original key, value

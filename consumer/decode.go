@@ -258,6 +258,9 @@ func (d *DebeziumJSON) readKey(key []byte) (map[string]any, *DecodeError) {
 			return d.keyPayload(payload, e)
 		}
 	}
+	if k, ok := flatKey(key); ok {
+		return k, nil
+	}
 	var k map[string]any
 	if err := d.unmarshal(key, &k); err != nil {
 		return nil, decodeErr(ReasonMalformed, "key: %w", err)

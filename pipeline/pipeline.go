@@ -301,7 +301,9 @@ func buildRoutes(cfg *config.Config, hasher *compare.Hasher, reg *schemas.Regist
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("dataset %s system %s: %w", d.Name, s.Name, err)
 			}
-			routes = append(routes, consumer.Route{Dataset: d.Name, System: s.Name, Topic: s.Topic, Decoder: dec, Rules: rules, Hasher: hasher})
+			routes = append(routes, consumer.Route{Dataset: d.Name, System: s.Name, Topic: s.Topic, Decoder: dec, Rules: rules, Hasher: hasher,
+				// Only the source's rows, and only with payload: full, are kept.
+				ColumnsOnly: i > 0 || !rd.PayloadFull})
 			if i > 0 {
 				rd.Targets = append(rd.Targets, reconcile.System{Name: s.Name, Topic: s.Topic, Rename: s.Rename, Rules: rules})
 			}

@@ -505,6 +505,11 @@ func (e *Engine) waitInflight() error {
 type txn struct {
 	e *Engine
 	p *pending
+	// scratch backs the comparison views pair builds, one at a time.
+	scratch struct {
+		source []compare.SourceVersion
+		target compare.TargetRow
+	}
 	// err is the first failure of a step that has no error to return (the
 	// rendering of an event); it stops the engine.
 	err error

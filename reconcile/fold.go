@@ -159,21 +159,25 @@ func (t *txn) foldTarget(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 	return true
 }
 
-// pair builds the comparison view of one (key, target).
-func pair(d *Dataset, ks *state.KeyState, target string) compare.Pair {
+// pair builds the comparison view of one (key, target). It reuses the
+// transaction's scratch space: the view is valid until the next call.
+func (t *txn) pair(d *Dataset, ks *state.KeyState, target string) compare.Pair {
 	p := compare.Pair{SourceComplete: d.SourceComplete}
 	if ks.Source != nil {
-		p.Source = make([]compare.SourceVersion, len(ks.History))
-		for i, h := range ks.History {
-			p.Source[i] = compare.SourceVersion{Version: h.Version, Digest: h.Digest, Deleted: h.Deleted, SeenAt: h.SeenAt, EventTime: h.EventTime}
+		src := t.scratch.source[:0]
+		for _, h := range ks.History {
+			src = append(src, compare.SourceVersion{Version: h.Version, Digest: h.Digest, Deleted: h.Deleted, SeenAt: h.SeenAt, EventTime: h.EventTime})
 		}
+		t.scratch.source = src
+		p.Source = src
 		if !ks.Source.Deleted {
 			p.SourceCols = ks.Source.Cols // lets a conflict name the columns that differ
 		}
 	}
 	if ts := ks.Targets[target]; ts != nil {
 		if ts.Head != nil {
-			p.Target = &compare.TargetRow{Version: ts.Head.Version, Digest: ts.Head.Digest, Deleted: ts.Head.Deleted, SeenAt: ts.Head.SeenAt, Cols: ts.Head.Cols}
+			t.scratch.target = compare.TargetRow{Version: ts.Head.Version, Digest: ts.Head.Digest, Deleted: ts.Head.Deleted, SeenAt: ts.Head.SeenAt, Cols: ts.Head.Cols}
+			p.Target = &t.scratch.target
 		}
 		p.Lineage = ts.Lineage
 	}
@@ -184,7 +188,7 @@ func pair(d *Dataset, ks *state.KeyState, target string) compare.Pair {
 // window and resolves an open divergence; otherwise the window's deadline
 // follows the oldest source version the target does not reflect yet.
 func (t *txn) reassess(d *Dataset, ks *state.KeyState, key, target string, now time.Time, byTarget bool) {
-	p := pair(d, ks, target)
+	p := t.pair(d, ks, target)
 	st := compare.Assess(p, d.Window)
 	ts := ks.Targets[target]
 	if ts == nil {

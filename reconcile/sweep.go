@@ -85,7 +85,7 @@ func (t *txn) fire(tm state.Timer, now time.Time) (fired, waiting bool, err erro
 		t.p.moveTimer(d.Name, tm.Target, tm.Key, tm.Deadline, time.Time{})
 		return false, false, nil
 	}
-	p := pair(d, ks, tm.Target)
+	p := t.pair(d, ks, tm.Target)
 	st := compare.Assess(p, d.Window)
 	switch {
 	case st.InSync || !st.Judged:
