@@ -88,10 +88,42 @@ type State struct {
 	Dir string `yaml:"dir"` // default ./recon-data
 }
 
-// HTTP serves /metrics, /healthz, /readyz and /api/v1/.
+// HTTP serves /metrics, /healthz, /readyz and /api/v1/. The first three are
+// open; the API answers only requests bearing one of Tokens, so with none
+// configured it answers 401 to everything.
 type HTTP struct {
-	Listen string `yaml:"listen"` // host:port; default 127.0.0.1:8080
+	Listen string      `yaml:"listen"` // host:port; default 127.0.0.1:8080
+	Tokens []HTTPToken `yaml:"tokens"` // API bearer tokens; default none (the API refuses every request)
+	TLS    HTTPTLS     `yaml:"tls"`
 }
+
+// Roles of an API token, each allowed what the one before it is, and more.
+const (
+	RoleViewer   = "viewer"   // reads divergences, keys, repairs and the audit log
+	RoleApprover = "approver" // also approves, rejects and reverts repairs
+	RoleAdmin    = "admin"    // everything
+)
+
+// Roles lists the roles of API tokens, weakest first.
+func Roles() []string { return []string{RoleViewer, RoleApprover, RoleAdmin} }
+
+// HTTPToken is one API bearer token, stored as the SHA-256 of the token so
+// that the config holds no secret. Name is the actor recorded in the audit
+// log and in approved_by when the token's holder decides a repair.
+type HTTPToken struct {
+	Name   string `yaml:"name"`   // required, unique; ^[A-Za-z0-9][A-Za-z0-9_.@+-]*$
+	SHA256 string `yaml:"sha256"` // required: 64 hex digits, the SHA-256 of the token (printf %s "$TOKEN" | sha256sum)
+	Role   string `yaml:"role"`   // required: viewer | approver | admin
+}
+
+// HTTPTLS serves the listener over TLS when both files are set.
+type HTTPTLS struct {
+	CertFile string `yaml:"cert_file"` // PEM certificate chain
+	KeyFile  string `yaml:"key_file"`  // PEM private key
+}
+
+// Enabled reports whether the listener serves TLS.
+func (t HTTPTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 // Digest keys the row digest, so that digests in published events reveal
 // nothing about low-entropy values.

@@ -263,6 +263,54 @@ var badFiles = []struct {
 	{"sasl_without_mechanism", "kafka.sasl.mechanism: must be set when username or password is"},
 	{"tls_cert_without_key", "kafka.tls.key_file: must be set with cert_file"},
 	{"http_listen", `http.listen: "8080": want host:port such as 127.0.0.1:8080`},
+	{"http_token_sha256", "line 3: http.tokens[0].sha256: want 64 hex digits, the SHA-256 of the token (printf %s \"$TOKEN\" | sha256sum), got 32 characters"},
+	{"http_token_sha256_unset", "line 3: http.tokens[0].sha256: must be set: the SHA-256 of the token"},
+	{"http_token_name_duplicate", `line 4: http.tokens[1].name: "alice" is already the name of http.tokens[0]`},
+	{"http_token_name", `http.tokens[0].name: "alice smith" must match ^[A-Za-z0-9][A-Za-z0-9_.@+-]*$`},
+	{"http_token_name_unset", "line 3: http.tokens[0].name: must be set"},
+	{"http_token_hash_duplicate", "line 4: http.tokens[1].sha256: is also the hash of http.tokens[0]; each token needs its own"},
+	{"http_token_role", `http.tokens[0].role: unknown role "root": want viewer, approver or admin`},
+	{"http_token_role_unset", "http.tokens[0].role: must be set: want viewer, approver or admin"},
+	{"http_tls_cert_without_key", "line 1: http.tls.key_file: must be set with cert_file"},
+	{"http_tls_key_without_cert", "line 1: http.tls.cert_file: must be set with key_file"},
+}
+
+// API tokens and the listener's TLS are read as written; a token's hash may
+// be written in either case.
+func TestHTTPTokens(t *testing.T) {
+	c, err := Parse([]byte(`
+http:
+  listen: 127.0.0.1:8443
+  tokens:
+    - {name: alice, sha256: 2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B, role: approver}
+    - {name: ci@example.com, sha256: 81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9, role: viewer}
+    - {name: ops, sha256: 0000000000000000000000000000000000000000000000000000000000000001, role: admin}
+  tls: {cert_file: /etc/recon/tls.crt, key_file: /etc/recon/tls.key}
+digest: {key: "${RECON_DIGEST_KEY}"}
+datasets:
+  - name: orders
+    key: [id]
+    source: {name: postgres, topic: pg.public.orders, format: debezium-json, version: lsn}
+    targets: [{name: replica, topic: replica.public.orders, format: debezium-json, version: lsn}]
+`), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := HTTP{
+		Listen: "127.0.0.1:8443",
+		Tokens: []HTTPToken{
+			{Name: "alice", SHA256: "2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B", Role: RoleApprover},
+			{Name: "ci@example.com", SHA256: "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9", Role: RoleViewer},
+			{Name: "ops", SHA256: "0000000000000000000000000000000000000000000000000000000000000001", Role: RoleAdmin},
+		},
+		TLS: HTTPTLS{CertFile: "/etc/recon/tls.crt", KeyFile: "/etc/recon/tls.key"},
+	}
+	if !reflect.DeepEqual(c.HTTP, want) {
+		t.Errorf("http = %+v\nwant %+v", c.HTTP, want)
+	}
+	if !c.HTTP.TLS.Enabled() {
+		t.Error("TLS not enabled with both files set")
+	}
 }
 
 func TestBadConfigs(t *testing.T) {

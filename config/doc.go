@@ -21,6 +21,8 @@
 //	kafka.max_record_bytes          1048576 (1 MiB; larger records go to the DLQ undecoded, reason oversized)
 //	state.dir                       ./recon-data
 //	http.listen                     127.0.0.1:8080
+//	http.tokens                     [] (the API answers 401 to every request)
+//	http.tls                        none (plain HTTP)
 //	outputs.divergences             recon.divergences
 //	outputs.repairs                 recon.repairs
 //	outputs.dlq                     recon.dlq
