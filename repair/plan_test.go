@@ -157,7 +157,7 @@ func TestStoredRoundTrip(t *testing.T) {
 	for _, r := range []Repair{
 		{ID: "a", Key: key, Action: ActionUpsert, Kind: "missing", ExpectedDigest: compare.Digest{1},
 			After: compare.Row{"id": {Kind: compare.KindInt, Text: "42"}, "j": {Kind: compare.KindJSON, Text: `{"b":1,"a":[2]}`}},
-			Mode: ModeAuto, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)},
+			Mode:  ModeAuto, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)},
 		{ID: "b", Key: key, Action: ActionDelete, Kind: "orphan", PreviousDigest: compare.Digest{2},
 			Before: compare.Row{"id": {Kind: compare.KindInt, Text: "42"}}, Mode: "approved", ApprovedBy: "alice", Reverts: "x"},
 	} {
