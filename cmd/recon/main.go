@@ -30,7 +30,8 @@ func commands() map[string]command {
 		"config validate": {"check a config file: recon config validate -c recon.yaml", cmdConfigValidate},
 		"demo":            {"run recon against a simulated source and replica, with a report", cmdDemo},
 		"bench":           {"measure recon's full rate against the raw consume rate", cmdBench},
-		"audit verify":    {"check the audit log's hash chain: recon audit verify --state-dir DIR", cmdAuditVerify},
+		"audit verify":    {"check the audit log's hash chain: recon audit verify --state-dir DIR | --server URL", cmdAuditVerify},
+		"audit list":      {"list a running recon's audit records: recon audit list [--since SEQ] [--limit N]", cmdAuditList},
 		"version":         {"print recon's version", cmdVersion},
 	}
 }

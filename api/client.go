@@ -1,0 +1,137 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Client calls a running recon's API. The CLI's remote commands use it.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client of the API at server (http:// or https://
+// host:port, the address of http.listen) presenting token. hc may be nil
+// (http.DefaultClient).
+func NewClient(server, token string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server %q: want http://host:port or https://host:port", server)
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return &Client{base: u, token: token, hc: hc}, nil
+}
+
+// Error is an error answer of the API: its status and message.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// do sends one request to path (below /api/v1, its segments escaped with
+// url.PathEscape) and decodes a 200 answer's
+// JSON into out. Any other answer is an *Error.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) error {
+	u, err := url.Parse(c.base.String() + "/api/v1/" + path)
+	if err != nil {
+		return err
+	}
+	u.RawQuery = q.Encode()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, u.Path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return answerError(resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: the answer is not what this client expects: %w", method, u.Path, err)
+	}
+	return nil
+}
+
+// answerError reads an error answer: the API's JSON error, or the first
+// line of whatever stood in the way (a proxy, another server).
+func answerError(status int, data []byte) error {
+	var eb ErrorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
+		return &Error{Status: status, Message: eb.Error}
+	}
+	msg, _, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	if msg == "" {
+		msg = "(empty answer)"
+	}
+	return &Error{Status: status, Message: msg}
+}
+
+// IsStatus reports whether err is an API error answer with status.
+func IsStatus(err error, status int) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == status
+}
+
+// AuditRecords reads up to limit audit records with a seq above since
+// (limit 0: the server's default).
+func (c *Client) AuditRecords(ctx context.Context, since uint64, limit int) (AuditPage, error) {
+	q := url.Values{}
+	if since > 0 {
+		q.Set("since", strconv.FormatUint(since, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var page AuditPage
+	err := c.do(ctx, "GET", "audit", q, nil, &page)
+	return page, err
+}
+
+// VerifyAudit has the server verify its audit log's hash chain.
+func (c *Client) VerifyAudit(ctx context.Context) (AuditVerification, error) {
+	var v AuditVerification
+	err := c.do(ctx, "GET", "audit/verify", nil, nil, &v)
+	return v, err
+}
