@@ -19,6 +19,8 @@ const (
 	DefaultRepairMode   = "dry-run"
 	DefaultPayload      = "full"
 	DefaultMaxPerMinute = 600
+	// DefaultMaxDivergentRatio is repair.max_divergent_ratio's default.
+	DefaultMaxDivergentRatio = 0.1
 	// DefaultMaxRecordBytes is Kafka's own default record size limit
 	// (message.max.bytes, about 1 MiB).
 	DefaultMaxRecordBytes = 1 << 20
@@ -181,6 +183,10 @@ type Repair struct {
 	AutoKinds    []string `yaml:"auto_kinds"`     // kinds repaired at once in auto mode: missing | lagging | orphan | conflict; default [missing, lagging, orphan]
 	Payload      string   `yaml:"payload"`        // full (the source row) | reference; default full
 	MaxPerMinute int      `yaml:"max_per_minute"` // blast-radius guard: automatic repairs per minute before approval is asked; 0 means the default, 600
+	// MaxDivergentRatio is the blast-radius guard's other trigger: automatic
+	// repairs pause while more than this fraction of the dataset's keys have
+	// an open divergence (0..1; absent means the default, 0.1; 0 disables it).
+	MaxDivergentRatio *float64 `yaml:"max_divergent_ratio"`
 }
 
 // Duration is a time.Duration written as "30s", "1m30s" or "500ms" in YAML.
@@ -222,6 +228,10 @@ func (c *Config) ApplyDefaults() {
 		}
 		if ds.Repair.MaxPerMinute == 0 {
 			ds.Repair.MaxPerMinute = DefaultMaxPerMinute
+		}
+		if ds.Repair.MaxDivergentRatio == nil {
+			r := DefaultMaxDivergentRatio
+			ds.Repair.MaxDivergentRatio = &r
 		}
 	}
 }

@@ -63,7 +63,8 @@ func TestGoodConfig(t *testing.T) {
 				Version: "offset", Lineage: "field:_src_lsn", Rename: map[string]string{"order_id": "id"}}},
 			Compare: Compare{Ignore: []string{"updated_at"},
 				Types: map[string]string{"amount": "decimal(2)", "created_at": "timestamp"}},
-			Repair: Repair{Mode: "auto", AutoKinds: []string{"missing", "lagging", "orphan"}, Payload: "full", MaxPerMinute: 600},
+			Repair: Repair{Mode: "auto", AutoKinds: []string{"missing", "lagging", "orphan"}, Payload: "full", MaxPerMinute: 600,
+				MaxDivergentRatio: ptr(0.1)},
 		}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -127,6 +128,7 @@ datasets:
 		{"repair.auto_kinds", ds.Repair.AutoKinds, []string{"missing", "lagging", "orphan"}},
 		{"repair.payload", ds.Repair.Payload, "full"},
 		{"repair.max_per_minute", ds.Repair.MaxPerMinute, 600},
+		{"repair.max_divergent_ratio", *ds.Repair.MaxDivergentRatio, 0.1},
 		{"compare.float_tolerance", ds.Compare.FloatTolerance, 0.0},
 		{"compare.case_insensitive", ds.Compare.CaseInsensitive, false},
 	} {
@@ -246,6 +248,7 @@ var badFiles = []struct {
 	{"repair_auto_kind", `datasets[0].repair.auto_kinds[1]: unknown kind "stale": want missing, lagging, orphan or conflict`},
 	{"repair_payload", `datasets[0].repair.payload: unknown payload "diff": want full or reference`},
 	{"repair_max_per_minute", "datasets[0].repair.max_per_minute: must be >= 0 (0 means 600), got -1"},
+	{"repair_max_divergent_ratio", "datasets[0].repair.max_divergent_ratio: must be from 0 (off) to 1, got 1.5"},
 	{"digest_key_unset", "line 1: digest.key: must be at least 16 bytes; set RECON_DIGEST_KEY"},
 	{"digest_key_short", "digest.key: must be at least 16 bytes; set RECON_DIGEST_KEY"},
 	{"outputs_duplicate", `outputs.repairs: topic "recon.out" is also outputs.divergences`},
@@ -602,5 +605,27 @@ datasets:
 	}
 	if _, err := Parse([]byte(fmt.Sprintf(dup, true)), testEnv); err == nil || !strings.Contains(err.Error(), `duplicate field "ID"`) {
 		t.Errorf("[id, ID] with case_insensitive: err = %v, want a duplicate", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// An explicit 0 turns the ratio trigger off; it is not replaced by the default.
+func TestMaxDivergentRatioZeroIsOff(t *testing.T) {
+	text := `
+digest: {key: "${RECON_DIGEST_KEY}"}
+datasets:
+  - name: orders
+    key: [id]
+    repair: {max_divergent_ratio: 0}
+    source: {name: pg, topic: a, format: flat-json, version: offset}
+    targets: [{name: cache, topic: b, format: flat-json, version: offset}]
+`
+	c, err := Parse([]byte(text), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Datasets[0].Repair.MaxDivergentRatio; r == nil || *r != 0 {
+		t.Fatalf("max_divergent_ratio = %v, want 0", r)
 	}
 }

@@ -392,6 +392,9 @@ func (r *Repair) validate(p *problems, path string) {
 	if r.MaxPerMinute < 0 {
 		p.add(path+".max_per_minute", "must be >= 0 (0 means %d), got %d", DefaultMaxPerMinute, r.MaxPerMinute)
 	}
+	if x := r.MaxDivergentRatio; x != nil && (*x < 0 || *x > 1 || *x != *x) {
+		p.add(path+".max_divergent_ratio", "must be from 0 (off) to 1, got %g", *x)
+	}
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

@@ -302,7 +302,12 @@ func buildRoutes(cfg *config.Config, hasher *compare.Hasher, reg *schemas.Regist
 			}
 		}
 		datasets = append(datasets, rd)
-		policies[d.Name] = repair.Policy{Mode: d.Repair.Mode, AutoKinds: d.Repair.AutoKinds, Payload: d.Repair.Payload, MaxPerMinute: d.Repair.MaxPerMinute}
+		ratio := 0.0 // a config without defaults applied has the ratio trigger off
+		if r := d.Repair.MaxDivergentRatio; r != nil {
+			ratio = *r
+		}
+		policies[d.Name] = repair.Policy{Mode: d.Repair.Mode, AutoKinds: d.Repair.AutoKinds, Payload: d.Repair.Payload,
+			MaxPerMinute: d.Repair.MaxPerMinute, MaxDivergentRatio: ratio}
 	}
 	return routes, datasets, policies, nil
 }
