@@ -90,7 +90,7 @@ func (t *txn) foldSource(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 			return t.insertHistory(ks, ev, now)
 		}
 	}
-	prevRow := ks.SourceRow
+	prevRow, prevHead := ks.SourceRow, ks.Source
 	h := t.head(ev, ks.Source, now)
 	ks.Source = h
 	ks.SourceChanges++
@@ -117,8 +117,61 @@ func (t *txn) foldSource(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 			}
 			ks.SourceRow = row
 		}
+		keepTargetRows(ks, prevHead, prevRow)
 	}
 	return true
+}
+
+// keepTargetRows keeps, in payload: full mode, the row of each target that
+// held the source's previous row: the source moved on, so SourceRow no longer
+// tells what the target holds, and a repair overwriting it must be able to
+// put it back. A target that now matches the new head holds SourceRow again.
+// Rows are shared, never changed once made.
+func keepTargetRows(ks *state.KeyState, prevHead *state.Head, prevRow compare.Row) {
+	for _, ts := range ks.Targets {
+		if ts == nil || ts.Head == nil || ts.Head.Deleted {
+			continue
+		}
+		switch {
+		case inSyncWith(ts.Head, ks.Source):
+			ts.Row = nil
+		case ts.Row == nil && prevRow != nil && inSyncWith(ts.Head, prevHead):
+			ts.Row = prevRow
+		}
+	}
+}
+
+// inSyncWith reports whether a target head holds the source head's row.
+func inSyncWith(h, src *state.Head) bool {
+	return h != nil && src != nil && !h.Deleted && !src.Deleted && h.Digest == src.Digest
+}
+
+// keepTargetRow sets ts.Row after a target change, in payload: full mode: the
+// target's row, unless it is the source's (then SourceRow holds it). Columns
+// the event marks unchanged keep the target's previous values.
+func keepTargetRow(d *Dataset, ks *state.KeyState, ts *state.TargetState, ev *compare.ChangeEvent, prevHead *state.Head) {
+	prevRow := ts.Row
+	if prevRow == nil && inSyncWith(prevHead, ks.Source) {
+		prevRow = ks.SourceRow
+	}
+	ts.Row = nil
+	if !d.PayloadFull || ts.Head.Deleted || inSyncWith(ts.Head, ks.Source) || ev.Row == nil {
+		return
+	}
+	if len(ev.Unchanged) == 0 {
+		ts.Row = ev.Row
+		return
+	}
+	row := make(compare.Row, len(ev.Row)+len(ev.Unchanged))
+	for c, v := range ev.Row {
+		row[c] = v
+	}
+	for _, c := range ev.Unchanged {
+		if v, ok := prevRow[c]; ok {
+			row[c] = v
+		}
+	}
+	ts.Row = row
 }
 
 // insertHistory records a source version older than the head: it may be what
@@ -147,8 +200,10 @@ func (t *txn) foldTarget(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 	if ts.Head != nil && ev.Version.Compare(ts.Head.Version) <= 0 {
 		return false
 	}
+	prevHead := ts.Head
 	ts.Head = t.head(ev, ts.Head, now)
 	ts.Changes++
+	keepTargetRow(d, ks, ts, ev, prevHead)
 	ts.Lineage = ev.Lineage
 	if ev.Op == compare.OpDelete {
 		// A delete's lineage comes from its before image: the version the
@@ -203,7 +258,7 @@ func (t *txn) reassess(d *Dataset, ks *state.KeyState, key, target string, now t
 		}
 		t.setDeadline(d, ts, key, target, time.Time{})
 		if ts.Open != nil {
-			t.resolve(d, ks, key, target, ts, now, "the target converged with the source")
+			t.resolve(d, ks, key, target, ts, now, "the target converged with the source", true)
 		}
 		return
 	}
