@@ -130,8 +130,8 @@ func readTopic(t *testing.T, addr, topic string) func() []*kgo.Record {
 	}
 }
 
-// A missing key, then its repair applied: recon's decisions are audit
-// records in a chain that verifies, while running and offline after it
+// A missing key, then its repair applied (and so verified): recon's
+// decisions are audit records in a chain that verifies, while running and offline after it
 // stopped, each stamped with the dataset's config hash as the events are, and
 // mirrored in order to outputs.audit.
 func TestAuditLogEndToEnd(t *testing.T) {
@@ -155,12 +155,13 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	h.waitOutputs(h.cfg.Outputs.Divergences, 2)
 
 	var recs []state.AuditRecord
-	waitFor(t, 10*time.Second, "4 audit records", func() bool {
+	waitFor(t, 10*time.Second, "5 audit records", func() bool {
 		var err error
 		recs, err = p.Store().AuditRecords(0, 0)
-		return err == nil && len(recs) >= 4
+		return err == nil && len(recs) >= 5
 	})
-	wantActions := []string{repair.AuditConfigChanged, repair.AuditOpened, repair.AuditRepairPlanned, repair.AuditResolved}
+	wantActions := []string{repair.AuditConfigChanged, repair.AuditOpened, repair.AuditRepairPlanned, repair.AuditResolved,
+		repair.AuditVerified}
 	if len(recs) != len(wantActions) {
 		t.Fatalf("audit records %+v, want %v", recs, wantActions)
 	}
@@ -175,12 +176,12 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	if recs[2].RepairID != reps[0].Body["id"] || recs[2].Detail != "upsert repair published" {
 		t.Errorf("repair planned: %+v", recs[2])
 	}
-	if v, err := p.Store().VerifyAudit(); err != nil || !v.OK() || v.Records != 4 || v.Head.Hash != recs[3].Hash {
+	if v, err := p.Store().VerifyAudit(); err != nil || !v.OK() || v.Records != 5 || v.Head.Hash != recs[4].Hash {
 		t.Fatalf("VerifyAudit while running: %+v, %v", v, err)
 	}
 
 	// The mirror holds the same records, in order.
-	waitFor(t, 10*time.Second, "4 mirrored audit records", func() bool { return len(mirror()) >= 4 })
+	waitFor(t, 10*time.Second, "5 mirrored audit records", func() bool { return len(mirror()) >= 5 })
 	for i, m := range mirror() {
 		var got state.AuditRecord
 		if err := json.Unmarshal(m.Value, &got); err != nil || got != recs[i] {
@@ -195,7 +196,7 @@ func TestAuditLogEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	if v, err := ro.VerifyAudit(); err != nil || !v.OK() || v.Records != 4 {
+	if v, err := ro.VerifyAudit(); err != nil || !v.OK() || v.Records != 5 {
 		t.Fatalf("VerifyAudit offline: %+v, %v", v, err)
 	}
 }
