@@ -160,8 +160,7 @@ func TestParseToken(t *testing.T) {
 // Everything under /api needs a known token, unknown paths included; the
 // challenge says Bearer; with no tokens configured nothing gets in.
 func TestUnauthorized(t *testing.T) {
-	store := openStore(t)
-	s := serve(t, Options{Tokens: testTokens(t), Audit: store})
+	s := serve(t, newFixture(t, "approve").options(testTokens(t)))
 	for _, tc := range []struct{ what, method, path, header string }{
 		{"no header", "GET", "/api/v1/audit", ""},
 		{"unknown token", "GET", "/api/v1/audit", "Bearer not-a-token"},
@@ -188,7 +187,7 @@ func TestUnauthorized(t *testing.T) {
 	}
 
 	// No token configured: every secret is refused.
-	closed := serve(t, Options{Audit: store})
+	closed := serve(t, newFixture(t, "approve").options(nil))
 	for _, secret := range []string{"", viewerSecret, adminSecret} {
 		status, _, body := closed.do("GET", "/api/v1/audit/verify", secret, "")
 		wantError(t, "no tokens configured", status, body, http.StatusUnauthorized, "bearer token")
@@ -198,8 +197,7 @@ func TestUnauthorized(t *testing.T) {
 // Known tokens read; the scheme's case does not matter; unknown paths and
 // methods answer JSON errors after authentication.
 func TestRoutingErrors(t *testing.T) {
-	store := openStore(t)
-	s := serve(t, Options{Tokens: testTokens(t), Audit: store})
+	s := serve(t, newFixture(t, "approve").options(testTokens(t)))
 	for _, secret := range []string{viewerSecret, approverSecret, adminSecret} {
 		if status, _, body := s.do("GET", "/api/v1/audit", secret, ""); status != http.StatusOK {
 			t.Errorf("GET audit with %s: %d %s", secret, status, body)
@@ -231,8 +229,9 @@ func TestRoutingErrors(t *testing.T) {
 
 // GET audit pages through the log by seq; GET audit/verify checks it.
 func TestAudit(t *testing.T) {
-	store := openStore(t)
-	s := serve(t, Options{Tokens: testTokens(t), Audit: store})
+	f := newFixture(t, "approve")
+	store := f.store
+	s := serve(t, f.options(testTokens(t)))
 	var page AuditPage
 	s.getJSON("/api/v1/audit", viewerSecret, &page)
 	if page.Items == nil || len(page.Items) != 0 || page.NextSince != 0 {

@@ -34,7 +34,7 @@ func (h *Handler) auditRecords(w http.ResponseWriter, r *http.Request, _ Token) 
 	}
 	page := AuditPage{Items: []state.AuditRecord{}, NextSince: since}
 	if since < math.MaxUint64 {
-		recs, err := h.audit.AuditRecords(since+1, limit)
+		recs, err := h.store.AuditRecords(since+1, limit)
 		if err != nil {
 			return err
 		}
@@ -58,7 +58,7 @@ func (h *Handler) auditVerify(w http.ResponseWriter, r *http.Request, _ Token) e
 	if _, err := query(r); err != nil {
 		return err
 	}
-	v, err := h.audit.VerifyAudit()
+	v, err := h.store.VerifyAudit()
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/recon-dev/recon/reconcile"
 	"github.com/recon-dev/recon/state"
 )
 
@@ -19,26 +20,22 @@ import (
 // on it.
 const Prefix = "/api/"
 
-// Paging bounds of list endpoints (limit parameter).
+// Paging bounds of list endpoints (limit parameter), the engine's.
 const (
-	DefaultLimit = 100
-	MaxLimit     = 1000
+	DefaultLimit = reconcile.DefaultPageSize
+	MaxLimit     = reconcile.MaxPageSize
 )
 
-// AuditLog is the audit log as the API reads it; *state.Store is one.
-type AuditLog interface {
-	AuditRecords(from uint64, limit int) ([]state.AuditRecord, error)
-	VerifyAudit() (state.AuditVerification, error)
-}
-
-var _ AuditLog = (*state.Store)(nil)
-
-// Options configure a Handler. Audit is required.
+// Options configure a Handler. Engine and Store are required.
 type Options struct {
 	// Tokens are the accepted bearer tokens; none means every request is
 	// refused with 401.
 	Tokens []Token
-	Audit  AuditLog
+	// Engine answers for divergences, keys and repairs, and carries out the
+	// decisions about repairs.
+	Engine *reconcile.Engine
+	// Store holds the audit log.
+	Store  *state.Store
 	Logger *slog.Logger // default: discard
 }
 
@@ -46,7 +43,8 @@ type Options struct {
 // it, so without a valid token even an unknown path answers 401.
 type Handler struct {
 	tokens []Token
-	audit  AuditLog
+	engine *reconcile.Engine
+	store  *state.Store
 	log    *slog.Logger
 	mux    *http.ServeMux
 	// methods lists the methods served on each path pattern, for 405s.
@@ -55,13 +53,13 @@ type Handler struct {
 
 // New returns the API handler.
 func New(opts Options) (*Handler, error) {
-	if opts.Audit == nil {
-		return nil, errors.New("api: an audit log is required")
+	if opts.Engine == nil || opts.Store == nil {
+		return nil, errors.New("api: an engine and a store are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{tokens: slices.Clone(opts.Tokens), audit: opts.Audit, log: opts.Logger,
+	h := &Handler{tokens: slices.Clone(opts.Tokens), engine: opts.Engine, store: opts.Store, log: opts.Logger,
 		mux: http.NewServeMux(), methods: map[string][]string{}}
 	h.routes()
 	for path, methods := range h.methods {
@@ -78,6 +76,14 @@ func New(opts Options) (*Handler, error) {
 }
 
 func (h *Handler) routes() {
+	h.handle("GET", "/api/v1/divergences", Viewer, h.divergences)
+	h.handle("GET", "/api/v1/keys/{dataset}/{key}", Viewer, h.explainKey)
+	h.handle("GET", "/api/v1/repairs", Viewer, h.repairs)
+	h.handle("GET", "/api/v1/repairs/{id}", Viewer, h.repair)
+	h.handle("GET", "/api/v1/guards", Viewer, h.guards)
+	h.handle("POST", "/api/v1/repairs/{id}/approve", Approver, h.approveRepair)
+	h.handle("POST", "/api/v1/repairs/{id}/reject", Approver, h.rejectRepair)
+	h.handle("POST", "/api/v1/repairs/{id}/revert", Approver, h.revertRepair)
 	h.handle("GET", "/api/v1/audit", Viewer, h.auditRecords)
 	h.handle("GET", "/api/v1/audit/verify", Viewer, h.auditVerify)
 }
@@ -100,13 +106,25 @@ func (h *Handler) handle(method, path string, min Role, ep endpoint) {
 			return
 		}
 		if err := ep(w, r, who); err != nil {
-			status := statusOf(err)
-			if status == http.StatusInternalServerError {
-				h.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "actor", who.Name, "err", err)
-			}
-			writeError(w, status, err.Error())
+			h.fail(w, r, who, err)
 		}
 	})
+}
+
+// fail answers an endpoint's error as JSON with its status (see statusOf).
+// Failures of recon itself are logged; the others are the caller's.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, who Token, err error) {
+	status := statusOf(err)
+	if status == http.StatusInternalServerError {
+		h.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "actor", who.Name, "err", err)
+	}
+	body := ErrorBody{Error: err.Error(), Status: status}
+	var conflict *reconcile.ConflictError
+	if errors.As(err, &conflict) {
+		rep := reconcile.ViewRepair(conflict.Repair)
+		body.Repair, body.Replacement = &rep, conflict.Replacement
+	}
+	writeJSON(w, status, body)
 }
 
 type tokenKey struct{}
@@ -129,10 +147,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 }
 
-// ErrorBody is the body of every error answer.
+// ErrorBody is the body of every error answer. A 409 about a repair also
+// carries the repair as it now stands and, when it was superseded by a new
+// one, the new one's id.
 type ErrorBody struct {
-	Error  string `json:"error"`
-	Status int    `json:"status"`
+	Error       string                `json:"error"`
+	Status      int                   `json:"status"`
+	Repair      *reconcile.RepairView `json:"repair,omitempty"`
+	Replacement string                `json:"replacement,omitempty"`
 }
 
 // statusError is an error with the status it answers, for bad parameters.
@@ -147,11 +169,22 @@ func badRequest(format string, args ...any) error {
 	return &statusError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
 }
 
-// statusOf is the HTTP status an endpoint's error answers with.
+// statusOf is the HTTP status an endpoint's error answers with: the
+// engine's errors say what went wrong (reconcile/govern.go), the rest is
+// recon failing.
 func statusOf(err error) int {
 	var se *statusError
-	if errors.As(err, &se) {
+	switch {
+	case errors.As(err, &se):
 		return se.status
+	case errors.Is(err, reconcile.ErrInvalid), errors.Is(err, reconcile.ErrBadCursor):
+		return http.StatusBadRequest
+	case errors.Is(err, reconcile.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, reconcile.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

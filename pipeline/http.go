@@ -29,7 +29,8 @@ func (p *Pipeline) setupHTTP() error {
 	}
 	apiHandler, err := api.New(api.Options{
 		Tokens: tokens,
-		Audit:  p.store,
+		Engine: p.engine,
+		Store:  p.store,
 		Logger: p.log.With("component", "api"),
 	})
 	if err != nil {

@@ -9,8 +9,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/recon-dev/recon/api"
+	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/reconcile"
+	"github.com/recon-dev/recon/repair"
 	"github.com/recon-dev/recon/state"
 )
 
@@ -22,7 +26,12 @@ func cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
-// apiServer serves the API over the store with one token per role: viewer
+// caughtUp says every topic is read far enough.
+type caughtUp struct{}
+
+func (caughtUp) CaughtUp(string, time.Time, time.Time, time.Duration) bool { return true }
+
+// apiServer serves the API of an engine over the store with one token per role: viewer
 // "vera" (secret "vera-secret"), approver "alice" and admin "root".
 func apiServer(t *testing.T, store *state.Store) string {
 	t.Helper()
@@ -35,7 +44,18 @@ func apiServer(t *testing.T, store *state.Store) string {
 		}
 		tokens = append(tokens, tok)
 	}
-	h, err := api.New(api.Options{Tokens: tokens, Audit: store})
+	eng, err := reconcile.New(store, reconcile.Options{
+		Datasets: []reconcile.Dataset{{Name: "orders", Window: time.Second,
+			Source: reconcile.System{Name: "pg", Topic: "src"}, Targets: []reconcile.System{{Name: "wh", Topic: "tgt"}}}},
+		Outputs:  reconcile.Outputs{Divergences: "div", Repairs: "rep", DLQ: "dlq"},
+		Hasher:   compare.NewHasher([]byte("0123456789abcdef")),
+		Planner:  repair.NewPlanner(map[string]repair.Policy{"orders": {Mode: "approve"}}),
+		Progress: caughtUp{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Options{Tokens: tokens, Engine: eng, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
