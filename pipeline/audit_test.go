@@ -58,7 +58,8 @@ datasets:
     window: 30s
     source_complete: false
     compare: {ignore: [], float_tolerance: 0}
-    repair: {mode: dry-run, payload: full, auto_kinds: [missing, lagging, orphan], max_per_minute: 600}
+    repair: {mode: dry-run, payload: full, auto_kinds: [missing, lagging, orphan], max_per_minute: 600,
+             max_divergent_ratio: 0.1}
 `)
 	h := mustHash(t, base)
 	if got := mustHash(t, same); got != h {
@@ -68,7 +69,7 @@ datasets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"key":["id"],"name":"orders","repair":{"auto_kinds":["missing","lagging","orphan"],"max_per_minute":600,"mode":"dry-run","payload":"full"},` +
+	const want = `{"key":["id"],"name":"orders","repair":{"auto_kinds":["missing","lagging","orphan"],"max_divergent_ratio":0.1,"max_per_minute":600,"mode":"dry-run","payload":"full"},` +
 		`"source":{"format":"debezium-json","name":"pg","topic":"pg.orders","version":"lsn"},` +
 		`"targets":[{"format":"debezium-json","name":"wh","rename":{"a":"x","b":"y"},"topic":"wh.orders","version":"offset"}],"window":"30s"}`
 	if string(doc) != want {
@@ -82,6 +83,7 @@ datasets:
 		"ignore":       func(d *config.Dataset) { d.Compare.Ignore = []string{"updated_at"} },
 		"tolerance":    func(d *config.Dataset) { d.Compare.FloatTolerance = 0.01 },
 		"complete":     func(d *config.Dataset) { d.SourceComplete = true },
+		"storm ratio":  func(d *config.Dataset) { r := 0.2; d.Repair.MaxDivergentRatio = &r },
 		"target topic": func(d *config.Dataset) { d.Targets[0].Topic = "wh.orders.v2" },
 	} {
 		d := parseDataset(t, `
