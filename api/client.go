@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/recon-dev/recon/reconcile"
 )
 
 // Client calls a running recon's API. The CLI's remote commands use it.
@@ -134,4 +136,104 @@ func (c *Client) VerifyAudit(ctx context.Context) (AuditVerification, error) {
 	var v AuditVerification
 	err := c.do(ctx, "GET", "audit/verify", nil, nil, &v)
 	return v, err
+}
+
+// Divergences reads one page of the divergences f selects (f.Limit 0: the
+// server's default).
+func (c *Client) Divergences(ctx context.Context, f reconcile.DivergenceFilter) (DivergencePage, error) {
+	q := url.Values{}
+	setNonEmpty(q, "dataset", f.Dataset)
+	setNonEmpty(q, "target", f.Target)
+	setNonEmpty(q, "kind", f.Kind)
+	setNonEmpty(q, "state", f.State)
+	setNonEmpty(q, "cursor", f.Cursor)
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var page DivergencePage
+	err := c.do(ctx, "GET", "divergences", q, nil, &page)
+	return page, err
+}
+
+// Repairs reads one page of the repairs f selects.
+func (c *Client) Repairs(ctx context.Context, f reconcile.RepairFilter) (RepairPage, error) {
+	q := url.Values{}
+	setNonEmpty(q, "dataset", f.Dataset)
+	setNonEmpty(q, "target", f.Target)
+	setNonEmpty(q, "state", f.State)
+	setNonEmpty(q, "cursor", f.Cursor)
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var page RepairPage
+	err := c.do(ctx, "GET", "repairs", q, nil, &page)
+	return page, err
+}
+
+// Repair reads one repair.
+func (c *Client) Repair(ctx context.Context, id string) (reconcile.RepairView, error) {
+	var r reconcile.RepairView
+	err := c.do(ctx, "GET", "repairs/"+url.PathEscape(id), nil, nil, &r)
+	return r, err
+}
+
+// Approve approves a pending repair as the token's holder.
+func (c *Client) Approve(ctx context.Context, id string) (reconcile.RepairView, error) {
+	var r reconcile.RepairView
+	err := c.do(ctx, "POST", "repairs/"+url.PathEscape(id)+"/approve", nil, struct{}{}, &r)
+	return r, err
+}
+
+// Reject rejects a pending repair as the token's holder, for reason.
+func (c *Client) Reject(ctx context.Context, id, reason string) (reconcile.RepairView, error) {
+	var r reconcile.RepairView
+	err := c.do(ctx, "POST", "repairs/"+url.PathEscape(id)+"/reject", nil, RejectRequest{Reason: reason}, &r)
+	return r, err
+}
+
+// Revert reverts a published repair as the token's holder; the answer is
+// the compensating repair.
+func (c *Client) Revert(ctx context.Context, id string) (reconcile.RepairView, error) {
+	var r reconcile.RepairView
+	err := c.do(ctx, "POST", "repairs/"+url.PathEscape(id)+"/revert", nil, struct{}{}, &r)
+	return r, err
+}
+
+// Explanation is the answer of GET keys/{dataset}/{key} as a client reads
+// it: reconcile.KeyExplanation, with the key's fields and the rows left as
+// the JSON the server rendered (their values are rendered, not read back).
+type Explanation struct {
+	reconcile.KeyExplanation
+	Fields    json.RawMessage     `json:"fields,omitempty"`
+	SourceRow json.RawMessage     `json:"source_row,omitempty"`
+	Targets   []TargetExplanation `json:"targets"`
+}
+
+// TargetExplanation is a key's state in one target, its row as JSON.
+type TargetExplanation struct {
+	reconcile.TargetView
+	Row json.RawMessage `json:"row,omitempty"`
+}
+
+// Explain reads everything the server knows about one key; key is the
+// canonical key (as listings show it), escaped here for the path.
+func (c *Client) Explain(ctx context.Context, dataset, key string) (Explanation, error) {
+	var x Explanation
+	err := c.do(ctx, "GET", "keys/"+url.PathEscape(dataset)+"/"+url.PathEscape(key), nil, nil, &x)
+	return x, err
+}
+
+// Guards reads the blast-radius guard of every dataset.
+func (c *Client) Guards(ctx context.Context) ([]reconcile.GuardStatus, error) {
+	var out struct {
+		Items []reconcile.GuardStatus `json:"items"`
+	}
+	err := c.do(ctx, "GET", "guards", nil, nil, &out)
+	return out.Items, err
+}
+
+func setNonEmpty(q url.Values, name, v string) {
+	if v != "" {
+		q.Set(name, v)
+	}
 }
