@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -108,12 +107,6 @@ func answerError(status int, data []byte) error {
 		msg = "(empty answer)"
 	}
 	return &Error{Status: status, Message: msg}
-}
-
-// IsStatus reports whether err is an API error answer with status.
-func IsStatus(err error, status int) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Status == status
 }
 
 // AuditRecords reads up to limit audit records with a seq above since

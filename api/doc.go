@@ -11,6 +11,21 @@
 // With no token configured the API answers 401 to everything: it is never
 // open by accident.
 //
+// Endpoints, under /api/v1 (GET for viewers, POST for approvers):
+//
+//	GET  divergences?dataset=&target=&kind=&state=&limit=&cursor=   {items, next_cursor}
+//	GET  keys/{dataset}/{key}                                        reconcile.KeyExplanation
+//	GET  repairs?dataset=&target=&state=&limit=&cursor=              {items, next_cursor}
+//	GET  repairs/{id}                                                reconcile.RepairView
+//	POST repairs/{id}/approve | reject {reason} | revert             reconcile.RepairView
+//	GET  audit?since=&limit=                                         {items, next_since}
+//	GET  audit/verify                                                {ok, records, head, break}
+//	GET  guards                                                      {items}
+//
+// {key} is the canonical key (compare.Key.String), URL-escaped. Listings
+// are paged by the engine's opaque cursor. Unknown query parameters are
+// refused, so a misspelt filter never widens a listing.
+//
 // The package decides nothing: it authenticates, checks parameters and
 // renders what the engine and the state store answer. It does not own the
 // listener either; package pipeline mounts it next to /metrics, /healthz and

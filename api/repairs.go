@@ -32,6 +32,7 @@ func (h *Handler) approveRepair(w http.ResponseWriter, r *http.Request, who Toke
 	if err != nil {
 		return err
 	}
+	h.log.Info("repair approved", "repair", rec.ID, "dataset", rec.Dataset, "actor", who.Name)
 	writeJSON(w, http.StatusOK, reconcile.ViewRepair(rec))
 	return nil
 }
@@ -53,6 +54,7 @@ func (h *Handler) rejectRepair(w http.ResponseWriter, r *http.Request, who Token
 	if err != nil {
 		return err
 	}
+	h.log.Info("repair rejected", "repair", rec.ID, "dataset", rec.Dataset, "actor", who.Name)
 	writeJSON(w, http.StatusOK, reconcile.ViewRepair(rec))
 	return nil
 }
@@ -67,6 +69,7 @@ func (h *Handler) revertRepair(w http.ResponseWriter, r *http.Request, who Token
 	if err != nil {
 		return err
 	}
+	h.log.Info("repair reverted", "repair", rec.Reverts, "compensating_repair", rec.ID, "dataset", rec.Dataset, "actor", who.Name)
 	writeJSON(w, http.StatusOK, reconcile.ViewRepair(rec))
 	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -124,5 +127,41 @@ func TestAuditOverAPI(t *testing.T) {
 	t.Setenv("RECON_TOKEN", "")
 	if code, _, errOut := cli(t, "audit", "list"); code != 1 || !strings.Contains(errOut, "no API token: set RECON_TOKEN") {
 		t.Errorf("no token: exit %d, %q", code, errOut)
+	}
+}
+
+// Flags may come before, between or after the positional arguments; after
+// "--" everything is positional.
+func TestParseArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		want, errs string
+		reason     string
+	}{
+		{[]string{"orders", "1"}, "[orders 1]", "", ""},
+		{[]string{"--reason", "x", "orders", "1"}, "[orders 1]", "", "x"},
+		{[]string{"orders", "--reason", "x y", "1"}, "[orders 1]", "", "x y"},
+		{[]string{"orders", "1", "--reason=z"}, "[orders 1]", "", "z"},
+		{[]string{"orders", "--", "-5"}, "[orders -5]", "", ""},
+		{[]string{"--", "orders", "--reason"}, "[orders --reason]", "", ""},
+		{[]string{"orders"}, "", "want DATASET KEY, got 1 argument(s)", ""},
+		{[]string{"orders", "1", "2"}, "", "want DATASET KEY, got 3 argument(s)", ""},
+		{[]string{"orders", "--nope", "1"}, "", "flag provided but not defined: -nope", ""},
+	} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		reason := fs.String("reason", "", "")
+		pos, err := parseArgs(fs, tc.args, "DATASET", "KEY")
+		switch {
+		case tc.errs != "":
+			if err == nil || !strings.Contains(err.Error(), tc.errs) {
+				t.Errorf("%q: %v, want %q", tc.args, err, tc.errs)
+			}
+		case err != nil || fmt.Sprint(pos) != tc.want || *reason != tc.reason:
+			t.Errorf("%q: %q %v, reason %q; want %s, reason %q", tc.args, pos, err, *reason, tc.want, tc.reason)
+		}
+	}
+	if _, err := parseArgs(flag.NewFlagSet("test", flag.ContinueOnError), []string{"x"}); err == nil || err.Error() != `unexpected argument "x"` {
+		t.Errorf("no positional arguments wanted: %v", err)
 	}
 }
