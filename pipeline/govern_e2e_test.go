@@ -18,7 +18,9 @@ import (
 func TestStormGuardEndToEnd(t *testing.T) {
 	h := newHarness(t, 500*time.Millisecond, "auto")
 	const keys, missing = 60, 40
-	r := func(id int64) row { return row{ID: id, Amount: fmt.Sprintf("%d.25", id), Status: "new", Created: created} }
+	r := func(id int64) row {
+		return row{ID: id, Amount: fmt.Sprintf("%d.25", id), Status: "new", Created: created}
+	}
 	for id := int64(1); id <= keys; id++ {
 		h.source("c", id*10, r(id))
 		if id > missing {
