@@ -90,7 +90,7 @@ func notFound(what, id string) error { return fmt.Errorf("%s %q: %w", what, id, 
 
 // governed runs op under the engine's lock on the repair record id, current
 // with everything folded, and makes what op changed durable before returning.
-func (e *Engine) governed(ctx context.Context, id, actor string, op func(tx *txn, d *Dataset, rec *state.RepairRecord, now time.Time) error) error {
+func (e *Engine) governed(ctx context.Context, opName, id, actor string, op func(tx *txn, d *Dataset, rec *state.RepairRecord, now time.Time) error) error {
 	if actor == "" {
 		return fmt.Errorf("an actor is required: %w", ErrInvalid)
 	}
@@ -113,7 +113,7 @@ func (e *Engine) governed(ctx context.Context, id, actor string, op func(tx *txn
 	}
 	d, ok := e.datasets[rec.Dataset]
 	if !ok {
-		return &ConflictError{Repair: *rec, Reason: "its dataset " + rec.Dataset + " is no longer configured"}
+		return &ConflictError{Op: opName, Repair: *rec, Reason: "its dataset " + rec.Dataset + " is no longer configured"}
 	}
 	tx := e.begin()
 	opErr := op(tx, d, rec, e.now().UTC())
@@ -130,7 +130,7 @@ func (e *Engine) governed(ctx context.Context, id, actor string, op func(tx *txn
 // of the file.
 func (e *Engine) ApproveRepair(ctx context.Context, id, actor string) (state.RepairRecord, error) {
 	var out state.RepairRecord
-	err := e.governed(ctx, id, actor, func(tx *txn, d *Dataset, rec *state.RepairRecord, now time.Time) error {
+	err := e.governed(ctx, "approve", id, actor, func(tx *txn, d *Dataset, rec *state.RepairRecord, now time.Time) error {
 		out = *rec
 		if rec.State != state.RepairPending {
 			return &ConflictError{Op: "approve", Repair: *rec, Reason: "only a pending repair can be approved"}
@@ -221,7 +221,7 @@ func stale(d *Dataset, ks *state.KeyState, rec *state.RepairRecord, s *repair.St
 // the file.
 func (e *Engine) RejectRepair(ctx context.Context, id, actor, reason string) (state.RepairRecord, error) {
 	var out state.RepairRecord
-	err := e.governed(ctx, id, actor, func(tx *txn, d *Dataset, rec *state.RepairRecord, now time.Time) error {
+	err := e.governed(ctx, "reject", id, actor, func(tx *txn, d *Dataset, rec *state.RepairRecord, now time.Time) error {
 		out = *rec
 		if rec.State != state.RepairPending {
 			return &ConflictError{Op: "reject", Repair: *rec, Reason: "only a pending repair can be rejected"}
@@ -246,7 +246,7 @@ func (e *Engine) RejectRepair(ctx context.Context, id, actor, reason string) (st
 // behalf of actor, and returns it; see the top of the file.
 func (e *Engine) RevertRepair(ctx context.Context, id, actor string) (state.RepairRecord, error) {
 	var out state.RepairRecord
-	err := e.governed(ctx, id, actor, func(tx *txn, d *Dataset, rec *state.RepairRecord, now time.Time) error {
+	err := e.governed(ctx, "revert", id, actor, func(tx *txn, d *Dataset, rec *state.RepairRecord, now time.Time) error {
 		refuse := func(why string) error { return &ConflictError{Op: "revert", Repair: *rec, Reason: why} }
 		switch {
 		case rec.Reverts != "":
