@@ -143,7 +143,24 @@ type ChangeEvent struct {
 	// Digest is Cols' digest, also computed while decoding, when no column
 	// is Unchanged; zero otherwise.
 	Digest Digest
+	// LazyRow, when set and Row is nil, builds Row on demand (FullRow):
+	// decoding computes only the column hashes of rows the engine seldom
+	// keeps, such as a target's.
+	LazyRow func() (Row, error)
 	// EventTime is when the change happened in its database (source.ts_ms), or the
 	// record timestamp when the format carries none.
 	EventTime time.Time
+}
+
+// FullRow returns the normalized row, building it with LazyRow if need be;
+// nil for deletes.
+func (ev *ChangeEvent) FullRow() (Row, error) {
+	if ev.Row == nil && ev.LazyRow != nil {
+		row, err := ev.LazyRow()
+		if err != nil {
+			return nil, err
+		}
+		ev.Row, ev.LazyRow = row, nil
+	}
+	return ev.Row, nil
 }

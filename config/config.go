@@ -19,6 +19,8 @@ const (
 	DefaultRepairMode   = "dry-run"
 	DefaultPayload      = "full"
 	DefaultMaxPerMinute = 600
+	// DefaultMaxDivergentRatio is repair.max_divergent_ratio's default.
+	DefaultMaxDivergentRatio = 0.1
 	// DefaultMaxRecordBytes is Kafka's own default record size limit
 	// (message.max.bytes, about 1 MiB).
 	DefaultMaxRecordBytes = 1 << 20
@@ -88,10 +90,42 @@ type State struct {
 	Dir string `yaml:"dir"` // default ./recon-data
 }
 
-// HTTP serves /metrics, /healthz, /readyz and /api/v1/.
+// HTTP serves /metrics, /healthz, /readyz and /api/v1/. The first three are
+// open; the API answers only requests bearing one of Tokens, so with none
+// configured it answers 401 to everything.
 type HTTP struct {
-	Listen string `yaml:"listen"` // host:port; default 127.0.0.1:8080
+	Listen string      `yaml:"listen"` // host:port; default 127.0.0.1:8080
+	Tokens []HTTPToken `yaml:"tokens"` // API bearer tokens; default none (the API refuses every request)
+	TLS    HTTPTLS     `yaml:"tls"`
 }
+
+// Roles of an API token, each allowed what the one before it is, and more.
+const (
+	RoleViewer   = "viewer"   // reads divergences, keys, repairs and the audit log
+	RoleApprover = "approver" // also approves, rejects and reverts repairs
+	RoleAdmin    = "admin"    // everything
+)
+
+// Roles lists the roles of API tokens, weakest first.
+func Roles() []string { return []string{RoleViewer, RoleApprover, RoleAdmin} }
+
+// HTTPToken is one API bearer token, stored as the SHA-256 of the token so
+// that the config holds no secret. Name is the actor recorded in the audit
+// log and in approved_by when the token's holder decides a repair.
+type HTTPToken struct {
+	Name   string `yaml:"name"`   // required, unique; ^[A-Za-z0-9][A-Za-z0-9_.@+-]*$
+	SHA256 string `yaml:"sha256"` // required: 64 hex digits, the SHA-256 of the token (printf %s "$TOKEN" | sha256sum)
+	Role   string `yaml:"role"`   // required: viewer | approver | admin
+}
+
+// HTTPTLS serves the listener over TLS when both files are set.
+type HTTPTLS struct {
+	CertFile string `yaml:"cert_file"` // PEM certificate chain
+	KeyFile  string `yaml:"key_file"`  // PEM private key
+}
+
+// Enabled reports whether the listener serves TLS.
+func (t HTTPTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 // Digest keys the row digest, so that digests in published events reveal
 // nothing about low-entropy values.
@@ -149,6 +183,10 @@ type Repair struct {
 	AutoKinds    []string `yaml:"auto_kinds"`     // kinds repaired at once in auto mode: missing | lagging | orphan | conflict; default [missing, lagging, orphan]
 	Payload      string   `yaml:"payload"`        // full (the source row) | reference; default full
 	MaxPerMinute int      `yaml:"max_per_minute"` // blast-radius guard: automatic repairs per minute before approval is asked; 0 means the default, 600
+	// MaxDivergentRatio is the blast-radius guard's other trigger: automatic
+	// repairs pause while more than this fraction of the dataset's keys have
+	// an open divergence (0..1; absent means the default, 0.1; 0 disables it).
+	MaxDivergentRatio *float64 `yaml:"max_divergent_ratio"`
 }
 
 // Duration is a time.Duration written as "30s", "1m30s" or "500ms" in YAML.
@@ -190,6 +228,10 @@ func (c *Config) ApplyDefaults() {
 		}
 		if ds.Repair.MaxPerMinute == 0 {
 			ds.Repair.MaxPerMinute = DefaultMaxPerMinute
+		}
+		if ds.Repair.MaxDivergentRatio == nil {
+			r := DefaultMaxDivergentRatio
+			ds.Repair.MaxDivergentRatio = &r
 		}
 	}
 }

@@ -63,7 +63,8 @@ func TestGoodConfig(t *testing.T) {
 				Version: "offset", Lineage: "field:_src_lsn", Rename: map[string]string{"order_id": "id"}}},
 			Compare: Compare{Ignore: []string{"updated_at"},
 				Types: map[string]string{"amount": "decimal(2)", "created_at": "timestamp"}},
-			Repair: Repair{Mode: "auto", AutoKinds: []string{"missing", "lagging", "orphan"}, Payload: "full", MaxPerMinute: 600},
+			Repair: Repair{Mode: "auto", AutoKinds: []string{"missing", "lagging", "orphan"}, Payload: "full", MaxPerMinute: 600,
+				MaxDivergentRatio: ptr(0.1)},
 		}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -127,6 +128,7 @@ datasets:
 		{"repair.auto_kinds", ds.Repair.AutoKinds, []string{"missing", "lagging", "orphan"}},
 		{"repair.payload", ds.Repair.Payload, "full"},
 		{"repair.max_per_minute", ds.Repair.MaxPerMinute, 600},
+		{"repair.max_divergent_ratio", *ds.Repair.MaxDivergentRatio, 0.1},
 		{"compare.float_tolerance", ds.Compare.FloatTolerance, 0.0},
 		{"compare.case_insensitive", ds.Compare.CaseInsensitive, false},
 	} {
@@ -246,6 +248,7 @@ var badFiles = []struct {
 	{"repair_auto_kind", `datasets[0].repair.auto_kinds[1]: unknown kind "stale": want missing, lagging, orphan or conflict`},
 	{"repair_payload", `datasets[0].repair.payload: unknown payload "diff": want full or reference`},
 	{"repair_max_per_minute", "datasets[0].repair.max_per_minute: must be >= 0 (0 means 600), got -1"},
+	{"repair_max_divergent_ratio", "datasets[0].repair.max_divergent_ratio: must be from 0 (off) to 1, got 1.5"},
 	{"digest_key_unset", "line 1: digest.key: must be at least 16 bytes; set RECON_DIGEST_KEY"},
 	{"digest_key_short", "digest.key: must be at least 16 bytes; set RECON_DIGEST_KEY"},
 	{"outputs_duplicate", `outputs.repairs: topic "recon.out" is also outputs.divergences`},
@@ -263,6 +266,54 @@ var badFiles = []struct {
 	{"sasl_without_mechanism", "kafka.sasl.mechanism: must be set when username or password is"},
 	{"tls_cert_without_key", "kafka.tls.key_file: must be set with cert_file"},
 	{"http_listen", `http.listen: "8080": want host:port such as 127.0.0.1:8080`},
+	{"http_token_sha256", "line 3: http.tokens[0].sha256: want 64 hex digits, the SHA-256 of the token (printf %s \"$TOKEN\" | sha256sum), got 32 characters"},
+	{"http_token_sha256_unset", "line 3: http.tokens[0].sha256: must be set: the SHA-256 of the token"},
+	{"http_token_name_duplicate", `line 4: http.tokens[1].name: "alice" is already the name of http.tokens[0]`},
+	{"http_token_name", `http.tokens[0].name: "alice smith" must match ^[A-Za-z0-9][A-Za-z0-9_.@+-]*$`},
+	{"http_token_name_unset", "line 3: http.tokens[0].name: must be set"},
+	{"http_token_hash_duplicate", "line 4: http.tokens[1].sha256: is also the hash of http.tokens[0]; each token needs its own"},
+	{"http_token_role", `http.tokens[0].role: unknown role "root": want viewer, approver or admin`},
+	{"http_token_role_unset", "http.tokens[0].role: must be set: want viewer, approver or admin"},
+	{"http_tls_cert_without_key", "line 1: http.tls.key_file: must be set with cert_file"},
+	{"http_tls_key_without_cert", "line 1: http.tls.cert_file: must be set with key_file"},
+}
+
+// API tokens and the listener's TLS are read as written; a token's hash may
+// be written in either case.
+func TestHTTPTokens(t *testing.T) {
+	c, err := Parse([]byte(`
+http:
+  listen: 127.0.0.1:8443
+  tokens:
+    - {name: alice, sha256: 2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B, role: approver}
+    - {name: ci@example.com, sha256: 81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9, role: viewer}
+    - {name: ops, sha256: 0000000000000000000000000000000000000000000000000000000000000001, role: admin}
+  tls: {cert_file: /etc/recon/tls.crt, key_file: /etc/recon/tls.key}
+digest: {key: "${RECON_DIGEST_KEY}"}
+datasets:
+  - name: orders
+    key: [id]
+    source: {name: postgres, topic: pg.public.orders, format: debezium-json, version: lsn}
+    targets: [{name: replica, topic: replica.public.orders, format: debezium-json, version: lsn}]
+`), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := HTTP{
+		Listen: "127.0.0.1:8443",
+		Tokens: []HTTPToken{
+			{Name: "alice", SHA256: "2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B", Role: RoleApprover},
+			{Name: "ci@example.com", SHA256: "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9", Role: RoleViewer},
+			{Name: "ops", SHA256: "0000000000000000000000000000000000000000000000000000000000000001", Role: RoleAdmin},
+		},
+		TLS: HTTPTLS{CertFile: "/etc/recon/tls.crt", KeyFile: "/etc/recon/tls.key"},
+	}
+	if !reflect.DeepEqual(c.HTTP, want) {
+		t.Errorf("http = %+v\nwant %+v", c.HTTP, want)
+	}
+	if !c.HTTP.TLS.Enabled() {
+		t.Error("TLS not enabled with both files set")
+	}
 }
 
 func TestBadConfigs(t *testing.T) {
@@ -554,5 +605,27 @@ datasets:
 	}
 	if _, err := Parse([]byte(fmt.Sprintf(dup, true)), testEnv); err == nil || !strings.Contains(err.Error(), `duplicate field "ID"`) {
 		t.Errorf("[id, ID] with case_insensitive: err = %v, want a duplicate", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// An explicit 0 turns the ratio trigger off; it is not replaced by the default.
+func TestMaxDivergentRatioZeroIsOff(t *testing.T) {
+	text := `
+digest: {key: "${RECON_DIGEST_KEY}"}
+datasets:
+  - name: orders
+    key: [id]
+    repair: {max_divergent_ratio: 0}
+    source: {name: pg, topic: a, format: flat-json, version: offset}
+    targets: [{name: cache, topic: b, format: flat-json, version: offset}]
+`
+	c, err := Parse([]byte(text), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Datasets[0].Repair.MaxDivergentRatio; r == nil || *r != 0 {
+		t.Fatalf("max_divergent_ratio = %v, want 0", r)
 	}
 }

@@ -21,6 +21,8 @@
 //	kafka.max_record_bytes          1048576 (1 MiB; larger records go to the DLQ undecoded, reason oversized)
 //	state.dir                       ./recon-data
 //	http.listen                     127.0.0.1:8080
+//	http.tokens                     [] (the API answers 401 to every request)
+//	http.tls                        none (plain HTTP)
 //	outputs.divergences             recon.divergences
 //	outputs.repairs                 recon.repairs
 //	outputs.dlq                     recon.dlq
@@ -32,6 +34,7 @@
 //	datasets[].repair.auto_kinds    [missing, lagging, orphan]
 //	datasets[].repair.payload       full
 //	datasets[].repair.max_per_minute 600 (0 means 600; negative is an error)
+//	datasets[].repair.max_divergent_ratio 0.1 (absent means 0.1; 0 turns it off; from 0 to 1)
 //	datasets[].compare.float_tolerance 0
 //	datasets[].compare.case_insensitive false
 //

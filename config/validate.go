@@ -74,7 +74,7 @@ func (c *Config) problems() problems {
 	if c.State.Dir == "" {
 		p.add("state.dir", "must be set")
 	}
-	validateListen(&p, "http.listen", c.HTTP.Listen)
+	c.HTTP.validate(&p)
 	if len(c.Digest.Key) < MinDigestKeyLen {
 		p.add("digest.key", "must be at least %d bytes; set RECON_DIGEST_KEY", MinDigestKeyLen)
 	}
@@ -172,6 +172,59 @@ func validateListen(p *problems, path, addr string) {
 	if err != nil {
 		p.add(path, "%q: want host:port such as 127.0.0.1:8080", addr)
 	}
+}
+
+// tokenNamePattern constrains API token names: they are the actors of audit
+// records and approved_by, so plain words, e-mail addresses and the like.
+var tokenNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@+-]*$`)
+
+func (h *HTTP) validate(p *problems) {
+	validateListen(p, "http.listen", h.Listen)
+	names := map[string]string{}
+	hashes := map[string]string{}
+	for i, t := range h.Tokens {
+		path := fmt.Sprintf("http.tokens[%d]", i)
+		switch prev, dup := names[t.Name]; {
+		case t.Name == "":
+			p.add(path+".name", "must be set")
+		case !tokenNamePattern.MatchString(t.Name):
+			p.add(path+".name", "%q must match %s", t.Name, tokenNamePattern)
+		case dup:
+			p.add(path+".name", "%q is already the name of %s", t.Name, prev)
+		default:
+			names[t.Name] = path
+		}
+		// The hash is no secret, but echoing a token pasted here by mistake
+		// would be: the message never quotes the value.
+		sum := strings.ToLower(t.SHA256)
+		switch prev, dup := hashes[sum]; {
+		case t.SHA256 == "":
+			p.add(path+".sha256", "must be set: the SHA-256 of the token, as 64 hex digits (printf %%s \"$TOKEN\" | sha256sum)")
+		case !isHex(sum) || len(sum) != 64:
+			p.add(path+".sha256", "want 64 hex digits, the SHA-256 of the token (printf %%s \"$TOKEN\" | sha256sum), got %d characters", len(t.SHA256))
+		case dup:
+			p.add(path+".sha256", "is also the hash of %s; each token needs its own", prev)
+		default:
+			hashes[sum] = path
+		}
+		p.oneOf(path+".role", "role", t.Role, Roles())
+	}
+	switch {
+	case h.TLS.CertFile != "" && h.TLS.KeyFile == "":
+		p.add("http.tls.key_file", "must be set with cert_file")
+	case h.TLS.KeyFile != "" && h.TLS.CertFile == "":
+		p.add("http.tls.cert_file", "must be set with key_file")
+	}
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (o *Outputs) validate(p *problems, registry bool, inputs map[string]string) {
@@ -338,6 +391,9 @@ func (r *Repair) validate(p *problems, path string) {
 	p.oneOf(path+".payload", "payload", r.Payload, payloads)
 	if r.MaxPerMinute < 0 {
 		p.add(path+".max_per_minute", "must be >= 0 (0 means %d), got %d", DefaultMaxPerMinute, r.MaxPerMinute)
+	}
+	if x := r.MaxDivergentRatio; x != nil && (*x < 0 || *x > 1 || *x != *x) {
+		p.add(path+".max_divergent_ratio", "must be from 0 (off) to 1, got %g", *x)
 	}
 }
 

@@ -363,6 +363,11 @@ func normalize(route *Route, raw map[string]any, ev *compare.ChangeEvent) error 
 			return err
 		}
 		ev.Cols, ev.Unchanged = cols, unchanged
+		rules := route.Rules
+		ev.LazyRow = func() (compare.Row, error) {
+			row, _, err := rules.Normalize(raw)
+			return row, err
+		}
 	} else {
 		row, unchanged, err := route.Rules.Normalize(raw)
 		if err != nil {

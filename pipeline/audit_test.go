@@ -58,7 +58,8 @@ datasets:
     window: 30s
     source_complete: false
     compare: {ignore: [], float_tolerance: 0}
-    repair: {mode: dry-run, payload: full, auto_kinds: [missing, lagging, orphan], max_per_minute: 600}
+    repair: {mode: dry-run, payload: full, auto_kinds: [missing, lagging, orphan], max_per_minute: 600,
+             max_divergent_ratio: 0.1}
 `)
 	h := mustHash(t, base)
 	if got := mustHash(t, same); got != h {
@@ -68,7 +69,7 @@ datasets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"key":["id"],"name":"orders","repair":{"auto_kinds":["missing","lagging","orphan"],"max_per_minute":600,"mode":"dry-run","payload":"full"},` +
+	const want = `{"key":["id"],"name":"orders","repair":{"auto_kinds":["missing","lagging","orphan"],"max_divergent_ratio":0.1,"max_per_minute":600,"mode":"dry-run","payload":"full"},` +
 		`"source":{"format":"debezium-json","name":"pg","topic":"pg.orders","version":"lsn"},` +
 		`"targets":[{"format":"debezium-json","name":"wh","rename":{"a":"x","b":"y"},"topic":"wh.orders","version":"offset"}],"window":"30s"}`
 	if string(doc) != want {
@@ -82,6 +83,7 @@ datasets:
 		"ignore":       func(d *config.Dataset) { d.Compare.Ignore = []string{"updated_at"} },
 		"tolerance":    func(d *config.Dataset) { d.Compare.FloatTolerance = 0.01 },
 		"complete":     func(d *config.Dataset) { d.SourceComplete = true },
+		"storm ratio":  func(d *config.Dataset) { r := 0.2; d.Repair.MaxDivergentRatio = &r },
 		"target topic": func(d *config.Dataset) { d.Targets[0].Topic = "wh.orders.v2" },
 	} {
 		d := parseDataset(t, `
@@ -130,8 +132,8 @@ func readTopic(t *testing.T, addr, topic string) func() []*kgo.Record {
 	}
 }
 
-// A missing key, then its repair applied: recon's decisions are audit
-// records in a chain that verifies, while running and offline after it
+// A missing key, then its repair applied (and so verified): recon's
+// decisions are audit records in a chain that verifies, while running and offline after it
 // stopped, each stamped with the dataset's config hash as the events are, and
 // mirrored in order to outputs.audit.
 func TestAuditLogEndToEnd(t *testing.T) {
@@ -155,12 +157,13 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	h.waitOutputs(h.cfg.Outputs.Divergences, 2)
 
 	var recs []state.AuditRecord
-	waitFor(t, 10*time.Second, "4 audit records", func() bool {
+	waitFor(t, 10*time.Second, "5 audit records", func() bool {
 		var err error
 		recs, err = p.Store().AuditRecords(0, 0)
-		return err == nil && len(recs) >= 4
+		return err == nil && len(recs) >= 5
 	})
-	wantActions := []string{repair.AuditConfigChanged, repair.AuditOpened, repair.AuditRepairPlanned, repair.AuditResolved}
+	wantActions := []string{repair.AuditConfigChanged, repair.AuditOpened, repair.AuditRepairPlanned, repair.AuditResolved,
+		repair.AuditVerified}
 	if len(recs) != len(wantActions) {
 		t.Fatalf("audit records %+v, want %v", recs, wantActions)
 	}
@@ -175,12 +178,12 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	if recs[2].RepairID != reps[0].Body["id"] || recs[2].Detail != "upsert repair published" {
 		t.Errorf("repair planned: %+v", recs[2])
 	}
-	if v, err := p.Store().VerifyAudit(); err != nil || !v.OK() || v.Records != 4 || v.Head.Hash != recs[3].Hash {
+	if v, err := p.Store().VerifyAudit(); err != nil || !v.OK() || v.Records != 5 || v.Head.Hash != recs[4].Hash {
 		t.Fatalf("VerifyAudit while running: %+v, %v", v, err)
 	}
 
 	// The mirror holds the same records, in order.
-	waitFor(t, 10*time.Second, "4 mirrored audit records", func() bool { return len(mirror()) >= 4 })
+	waitFor(t, 10*time.Second, "5 mirrored audit records", func() bool { return len(mirror()) >= 5 })
 	for i, m := range mirror() {
 		var got state.AuditRecord
 		if err := json.Unmarshal(m.Value, &got); err != nil || got != recs[i] {
@@ -195,7 +198,7 @@ func TestAuditLogEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	if v, err := ro.VerifyAudit(); err != nil || !v.OK() || v.Records != 4 {
+	if v, err := ro.VerifyAudit(); err != nil || !v.OK() || v.Records != 5 {
 		t.Fatalf("VerifyAudit offline: %+v, %v", v, err)
 	}
 }

@@ -135,6 +135,8 @@ func TestBadRecordsGoToDLQAndPartitionFlows(t *testing.T) {
 // the state: every verdict comes out once, none is lost or repeated.
 func TestRestartMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	h := newHarness(t, 500*time.Millisecond, "auto")
+	off := 0.0 // a third of the keys go missing on purpose: no storm guard
+	h.cfg.Datasets[0].Repair.MaxDivergentRatio = &off
 	const n = 60
 	r := func(id int64, status string) row {
 		return row{ID: id, Amount: fmt.Sprintf("%d.25", id), Status: status, Created: created}

@@ -133,6 +133,20 @@ func TestVerdictsEndToEnd(t *testing.T) {
 	if lr["action"] != "upsert" || lr["kind"] != "lagging" || lr["source_version"] != "310" || field(lr, "after", "status") != "paid" {
 		t.Errorf("lagging repair: %v", lr)
 	}
+	// What each repair replaces: the lagging target's row is the source's
+	// previous one, the orphan's the deleted one.
+	if field(lr, "before", "amount") != "30.00" || field(lr, "before", "status") != "new" {
+		t.Errorf("lagging repair should carry the row it replaces: %v", lr["before"])
+	}
+	if field(or, "before", "order_id") != float64(2) {
+		t.Errorf("orphan repair should carry the row it deletes: %v", or["before"])
+	}
+	// The conflicting target's own row, which decoding left to be built on
+	// demand, is kept for its (pending) repair to carry and a revert to put back.
+	ks, err := p.Store().KeyState("orders", "4")
+	if err != nil || ks == nil || ks.Targets["warehouse"] == nil || ks.Targets["warehouse"].Row["amount"].Text != "99.99" {
+		t.Errorf("conflicting target row not kept: %+v, %v", ks, err)
+	}
 	lag := got["orders/warehouse/3 opened"].Body
 	if field(lag, "target_state", "reflects") != "300" {
 		t.Errorf("lagging divergence should say the target reflects 300: %v", lag)

@@ -22,7 +22,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -69,6 +68,7 @@ type Pipeline struct {
 	progress  *consumer.Progress
 	http      *http.Server
 	listener  net.Listener
+	httpTLS   bool // the listener serves TLS (http.tls)
 }
 
 // New opens the state store, builds the clients and checks that Kafka is
@@ -192,14 +192,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	}
 	marker.Store(p.consumer)
 
-	// "-" disables HTTP: tools that embed recon (bench) need no endpoints.
-	if cfg.HTTP.Listen != "-" {
-		p.listener, err = net.Listen("tcp", cfg.HTTP.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
-		}
+	if err := p.setupHTTP(); err != nil {
+		return nil, err
 	}
-	p.http = &http.Server{Handler: p.handler(), ReadHeaderTimeout: 5 * time.Second}
 	return p, nil
 }
 
@@ -309,7 +304,12 @@ func buildRoutes(cfg *config.Config, hasher *compare.Hasher, reg *schemas.Regist
 			}
 		}
 		datasets = append(datasets, rd)
-		policies[d.Name] = repair.Policy{Mode: d.Repair.Mode, AutoKinds: d.Repair.AutoKinds, Payload: d.Repair.Payload, MaxPerMinute: d.Repair.MaxPerMinute}
+		ratio := 0.0 // a config without defaults applied has the ratio trigger off
+		if r := d.Repair.MaxDivergentRatio; r != nil {
+			ratio = *r
+		}
+		policies[d.Name] = repair.Policy{Mode: d.Repair.Mode, AutoKinds: d.Repair.AutoKinds, Payload: d.Repair.Payload,
+			MaxPerMinute: d.Repair.MaxPerMinute, MaxDivergentRatio: ratio}
 	}
 	return routes, datasets, policies, nil
 }
@@ -414,23 +414,6 @@ func (p *Pipeline) Addr() string {
 // Ready reports whether the state is open and the consumer joined its group.
 func (p *Pipeline) Ready() bool { return p.store != nil && p.consumer != nil && p.consumer.Joined() }
 
-// handler serves /metrics, /healthz and /readyz.
-func (p *Pipeline) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{Registry: p.registry}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !p.Ready() {
-			http.Error(w, "not ready: the consumer has not joined its group yet", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
-	return mux
-}
-
 // Run runs every part until ctx is done or one fails, then shuts down in
 // order: stop consuming (the batch in hand finishes), stop the sweeper, flush
 // the outbox within the shutdown timeout, close clients and the store.
@@ -478,27 +461,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	p.log.Info("recon stopped")
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-// serveHTTP serves until ctx is done, then shuts the server down, waiting a
-// little for requests in progress.
-func (p *Pipeline) serveHTTP(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- p.http.Serve(p.listener) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving http on %s: %w", p.Addr(), err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := p.http.Shutdown(sctx); err != nil {
-		p.log.Warn("http shutdown", "err", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -11,9 +11,13 @@ import (
 
 // audit appends a record of a decision about dataset d to the pending
 // checkpoint, so it is durable together with the decision, stamped with the
-// rules version and the dataset's config hash.
+// rules version and the dataset's config hash. The actor is recon unless the
+// record names a person.
 func (t *txn) audit(d *Dataset, now time.Time, r state.AuditRecord) {
-	r.Time, r.Actor, r.Dataset = now, repair.AuditActor, d.Name
+	if r.Actor == "" {
+		r.Actor = repair.AuditActor
+	}
+	r.Time, r.Dataset = now, d.Name
 	r.RulesVersion, r.ConfigHash = t.e.opts.RulesVersion, d.ConfigHash
 	t.p.batch.AppendAudit(r)
 }

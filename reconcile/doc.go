@@ -4,6 +4,11 @@
 // timers, outbox records, audit records of its decisions and input offsets of
 // a batch in one durable commit.
 //
+// It also carries out what people decide about repairs (govern.go: approve,
+// reject, revert), verifies published repairs by convergence (verify.go),
+// keeps each dataset's blast-radius guard (guard.go), and answers the reads
+// the API serves consistently with what it has folded (explain.go).
+//
 // It does not talk to Kafka: the consumer hands it batches and answers
 // watermark questions, and the repair publisher drains the outbox it fills.
 package reconcile

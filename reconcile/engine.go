@@ -107,6 +107,10 @@ type Engine struct {
 
 	freeMu sync.Mutex
 	free   []*state.Batch
+
+	// guards holds each dataset's blast-radius guard figures and state;
+	// guarded by mu.
+	guards map[string]*guardState
 }
 
 // New returns an engine over store. It records config changes in the audit
@@ -128,17 +132,21 @@ func New(store *state.Store, opts Options) (*Engine, error) {
 		opts.CacheKeys = 200_000
 	}
 	e := &Engine{store: store, datasets: make(map[string]*Dataset), opts: opts, log: opts.Logger, now: opts.Now,
-		cache: make(map[string]*state.KeyState)}
+		cache: make(map[string]*state.KeyState), guards: make(map[string]*guardState)}
 	e.pend = e.newPending()
 	for i := range opts.Datasets {
 		d := &opts.Datasets[i]
 		e.datasets[d.Name] = d
+		e.guards[d.Name] = &guardState{}
 	}
 	e.initSeries()
-	if err := e.initOpenGauge(); err != nil {
+	if err := e.recordConfigs(); err != nil {
 		return nil, err
 	}
-	if err := e.recordConfigs(); err != nil {
+	if err := e.initCounts(); err != nil {
+		return nil, err
+	}
+	if err := e.initGuards(); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -168,21 +176,38 @@ func (e *Engine) initSeries() {
 			}
 			m.convergence.WithLabelValues(d.Name, t.Name)
 			m.detection.WithLabelValues(d.Name, t.Name)
+			m.repairLatency.WithLabelValues(d.Name, t.Name)
 		}
+		m.guardTripped.WithLabelValues(d.Name)
 	}
 }
 
-// initOpenGauge counts the divergences left open by an earlier run so the
-// gauge is right after a restart.
-func (e *Engine) initOpenGauge() error {
-	if e.opts.Metrics == nil {
-		return nil
-	}
+// initCounts counts, per dataset, the key states and the divergences left
+// open by an earlier run, for the open gauge and the blast-radius guard, and
+// gives every open divergence a divergence record (a dir written before they
+// were kept has none).
+func (e *Engine) initCounts() error {
+	b := e.store.NewBatch()
 	for name := range e.datasets {
-		err := e.store.ScanKeyStates(name, func(_ string, ks *state.KeyState) error {
+		g := e.guards[name]
+		err := e.store.ScanKeyStates(name, func(key string, ks *state.KeyState) error {
+			g.keys++
 			for t, ts := range ks.Targets {
-				if ts.Open != nil {
+				if ts == nil || ts.Open == nil {
+					continue
+				}
+				g.open++
+				if e.opts.Metrics != nil {
 					e.opts.Metrics.open.WithLabelValues(name, t, ts.Open.Kind).Inc()
+				}
+				rec, err := e.store.Divergence(ts.Open.ID)
+				if err != nil {
+					return err
+				}
+				if rec == nil {
+					o := ts.Open
+					b.PutDivergence(state.DivergenceRecord{ID: o.ID, Dataset: name, Target: t, Key: key, Kind: o.Kind,
+						State: state.DivergenceOpen, OpenedAt: o.OpenedAt, DetectedAt: o.DetectedAt, RepairID: o.RepairID})
 				}
 			}
 			return nil
@@ -190,6 +215,9 @@ func (e *Engine) initOpenGauge() error {
 		if err != nil {
 			return fmt.Errorf("counting open divergences of %s: %w", name, err)
 		}
+	}
+	if err := e.store.Commit(b); err != nil {
+		return fmt.Errorf("recording open divergences: %w", err)
 	}
 	return nil
 }
@@ -328,6 +356,9 @@ type pending struct {
 	// minDeadline is the earliest deadline added (unix nanos): the sweeper
 	// checkpoints before it is due, since it reads due timers from the store.
 	minDeadline int64
+	// records counts the repair and divergence records written: readers of
+	// those records flush them first.
+	records int
 	// effects and counts move metrics once the checkpoint is durable.
 	effects  []func(*Metrics)
 	counts   map[eventCount]int
@@ -425,6 +456,9 @@ func (e *Engine) checkpoint() error {
 		}
 		ds, key, _ := cutNul(id)
 		b.PutKnownKeyState(ds, key, ks, p.created[id])
+		if g := e.guards[ds]; g != nil && p.created[id] {
+			g.keys++
+		}
 	}
 	for k, add := range p.timers {
 		at := time.Unix(0, k.deadline)
@@ -506,10 +540,7 @@ type txn struct {
 	e *Engine
 	p *pending
 	// scratch backs the comparison views pair builds, one at a time.
-	scratch struct {
-		source []compare.SourceVersion
-		target compare.TargetRow
-	}
+	scratch pairScratch
 	// err is the first failure of a step that has no error to return (the
 	// rendering of an event); it stops the engine.
 	err error

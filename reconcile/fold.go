@@ -90,7 +90,7 @@ func (t *txn) foldSource(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 			return t.insertHistory(ks, ev, now)
 		}
 	}
-	prevRow := ks.SourceRow
+	prevRow, prevHead := ks.SourceRow, ks.Source
 	h := t.head(ev, ks.Source, now)
 	ks.Source = h
 	ks.SourceChanges++
@@ -99,6 +99,9 @@ func (t *txn) foldSource(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 		ks.History = slices.Delete(ks.History, 0, n-state.HistoryLen)
 	}
 	if d.PayloadFull {
+		if _, err := ev.FullRow(); err != nil {
+			t.fail(fmt.Errorf("normalizing the row of %s key %s: %w", ev.System, ev.Key, err))
+		}
 		switch {
 		case h.Deleted:
 			ks.SourceRow = nil
@@ -117,8 +120,71 @@ func (t *txn) foldSource(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 			}
 			ks.SourceRow = row
 		}
+		keepTargetRows(ks, prevHead, prevRow)
 	}
 	return true
+}
+
+// keepTargetRows keeps, in payload: full mode, the row of each target that
+// held the source's previous row: the source moved on, so SourceRow no longer
+// tells what the target holds, and a repair overwriting it must be able to
+// put it back. A target that now matches the new head holds SourceRow again.
+// Rows are shared, never changed once made.
+func keepTargetRows(ks *state.KeyState, prevHead *state.Head, prevRow compare.Row) {
+	for _, ts := range ks.Targets {
+		if ts == nil || ts.Head == nil || ts.Head.Deleted {
+			continue
+		}
+		switch {
+		case inSyncWith(ts.Head, ks.Source):
+			ts.Row = nil
+		case ts.Row == nil && prevRow != nil && inSyncWith(ts.Head, prevHead):
+			ts.Row = prevRow
+		}
+	}
+}
+
+// inSyncWith reports whether a target head holds the source head's row.
+func inSyncWith(h, src *state.Head) bool {
+	return h != nil && src != nil && !h.Deleted && !src.Deleted && h.Digest == src.Digest
+}
+
+// keepTargetRow sets ts.Row after a target change, in payload: full mode: the
+// target's row, unless it is the source's (then SourceRow holds it). Columns
+// the event marks unchanged keep the target's previous values.
+// The row is only built here, when it is kept: decoding left it to be built
+// on demand (compare.ChangeEvent.FullRow).
+func (t *txn) keepTargetRow(d *Dataset, ks *state.KeyState, ts *state.TargetState, ev *compare.ChangeEvent, prevHead *state.Head) {
+	prevRow := ts.Row
+	if prevRow == nil && inSyncWith(prevHead, ks.Source) {
+		prevRow = ks.SourceRow
+	}
+	ts.Row = nil
+	if !d.PayloadFull || ts.Head.Deleted || inSyncWith(ts.Head, ks.Source) {
+		return
+	}
+	evRow, err := ev.FullRow()
+	if err != nil {
+		t.fail(fmt.Errorf("normalizing the row of %s key %s: %w", ev.System, ev.Key, err))
+		return
+	}
+	if evRow == nil {
+		return
+	}
+	if len(ev.Unchanged) == 0 {
+		ts.Row = evRow
+		return
+	}
+	row := make(compare.Row, len(evRow)+len(ev.Unchanged))
+	for c, v := range evRow {
+		row[c] = v
+	}
+	for _, c := range ev.Unchanged {
+		if v, ok := prevRow[c]; ok {
+			row[c] = v
+		}
+	}
+	ts.Row = row
 }
 
 // insertHistory records a source version older than the head: it may be what
@@ -147,8 +213,10 @@ func (t *txn) foldTarget(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 	if ts.Head != nil && ev.Version.Compare(ts.Head.Version) <= 0 {
 		return false
 	}
+	prevHead := ts.Head
 	ts.Head = t.head(ev, ts.Head, now)
 	ts.Changes++
+	t.keepTargetRow(d, ks, ts, ev, prevHead)
 	ts.Lineage = ev.Lineage
 	if ev.Op == compare.OpDelete {
 		// A delete's lineage comes from its before image: the version the
@@ -159,16 +227,26 @@ func (t *txn) foldTarget(d *Dataset, ks *state.KeyState, ev *compare.ChangeEvent
 	return true
 }
 
-// pair builds the comparison view of one (key, target). It reuses the
-// transaction's scratch space: the view is valid until the next call.
-func (t *txn) pair(d *Dataset, ks *state.KeyState, target string) compare.Pair {
+// pair builds the comparison view of one (key, target).
+func pair(d *Dataset, ks *state.KeyState, target string) compare.Pair {
+	return new(pairScratch).build(d, ks, target)
+}
+
+// pairScratch backs comparison views so that the hot path builds them
+// without allocating: a view is valid until the next build.
+type pairScratch struct {
+	source []compare.SourceVersion
+	target compare.TargetRow
+}
+
+func (s *pairScratch) build(d *Dataset, ks *state.KeyState, target string) compare.Pair {
 	p := compare.Pair{SourceComplete: d.SourceComplete}
 	if ks.Source != nil {
-		src := t.scratch.source[:0]
+		src := s.source[:0]
 		for _, h := range ks.History {
 			src = append(src, compare.SourceVersion{Version: h.Version, Digest: h.Digest, Deleted: h.Deleted, SeenAt: h.SeenAt, EventTime: h.EventTime})
 		}
-		t.scratch.source = src
+		s.source = src
 		p.Source = src
 		if !ks.Source.Deleted {
 			p.SourceCols = ks.Source.Cols // lets a conflict name the columns that differ
@@ -176,12 +254,17 @@ func (t *txn) pair(d *Dataset, ks *state.KeyState, target string) compare.Pair {
 	}
 	if ts := ks.Targets[target]; ts != nil {
 		if ts.Head != nil {
-			t.scratch.target = compare.TargetRow{Version: ts.Head.Version, Digest: ts.Head.Digest, Deleted: ts.Head.Deleted, SeenAt: ts.Head.SeenAt, Cols: ts.Head.Cols}
-			p.Target = &t.scratch.target
+			s.target = compare.TargetRow{Version: ts.Head.Version, Digest: ts.Head.Digest, Deleted: ts.Head.Deleted, SeenAt: ts.Head.SeenAt, Cols: ts.Head.Cols}
+			p.Target = &s.target
 		}
 		p.Lineage = ts.Lineage
 	}
 	return p
+}
+
+// pair is the transaction's view of one (key, target), valid until its next.
+func (t *txn) pair(d *Dataset, ks *state.KeyState, target string) compare.Pair {
+	return t.scratch.build(d, ks, target)
 }
 
 // reassess re-judges one (key, target) after a change: in sync closes the
@@ -207,7 +290,7 @@ func (t *txn) reassess(d *Dataset, ks *state.KeyState, key, target string, now t
 		}
 		t.setDeadline(d, ts, key, target, time.Time{})
 		if ts.Open != nil {
-			t.resolve(d, ks, key, target, ts, now, "the target converged with the source")
+			t.resolve(d, ks, key, target, ts, now, "the target converged with the source", true)
 		}
 		return
 	}

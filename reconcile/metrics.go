@@ -19,6 +19,8 @@ type Metrics struct {
 	stateKeys       prometheus.GaugeFunc
 	stateBytes      prometheus.GaugeFunc
 	toastUnresolved *prometheus.CounterVec
+	repairLatency   *prometheus.HistogramVec
+	guardTripped    *prometheus.GaugeVec
 }
 
 var lagBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
@@ -62,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() (keys int64, bytes int64
 		}, []string{"dataset", "target"}),
 		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recon_repairs_total",
-			Help: "Repairs planned, by dataset, action, mode and outcome (published, pending, dry_run, guarded, superseded).",
+			Help: "Repairs by dataset, action, mode and what became of them: when planned published, dry_run, pending or guarded; later approved, rejected, superseded, verified, failed or reverted.",
 		}, []string{"dataset", "action", "mode", "outcome"}),
 		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "recon_windows_waiting_watermark",
@@ -85,8 +87,18 @@ func NewMetrics(reg prometheus.Registerer, stats func() (keys int64, bytes int64
 			Name: "recon_unchanged_columns_unresolved_total",
 			Help: "Columns sent as Debezium's unavailable placeholder with no previous value to keep.",
 		}, []string{"dataset", "system"}),
+		repairLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "recon_repair_latency_seconds",
+			Help:    "Time from a repair being published to the target converging on it (verified repairs).",
+			Buckets: lagBuckets,
+		}, []string{"dataset", "target"}),
+		guardTripped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "recon_repair_guard_tripped",
+			Help: "1 while the blast-radius guard of a dataset holds its automatic repairs, else 0.",
+		}, []string{"dataset"}),
 	}
 	reg.MustRegister(m.events, m.ignored, m.dlq, m.open, m.opened, m.resolved, m.convergence,
-		m.detection, m.repairs, m.waiting, m.batches, m.stateKeys, m.stateBytes, m.toastUnresolved)
+		m.detection, m.repairs, m.waiting, m.batches, m.stateKeys, m.stateBytes, m.toastUnresolved,
+		m.repairLatency, m.guardTripped)
 	return m
 }

@@ -30,12 +30,24 @@ func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 	}
 	now := e.now().UTC()
 	timers, err := e.store.DueTimers(now, limit)
-	if err != nil || len(timers) == 0 {
-		e.setWaiting(0)
+	if err != nil {
 		return res, err
+	}
+	verifies, err := e.store.DueVerifyTimers(now, limit)
+	if err != nil {
+		return res, err
+	}
+	if len(timers) == 0 && len(verifies) == 0 {
+		e.setWaiting(0)
+		return res, nil
 	}
 	e.trim()
 	tx := e.begin()
+	for _, vt := range verifies {
+		if err := tx.verifyDue(vt, now); err != nil {
+			return res, e.fail(err)
+		}
+	}
 	for _, tm := range timers {
 		if ctx.Err() != nil {
 			break
@@ -115,7 +127,7 @@ func (t *txn) fire(tm state.Timer, now time.Time) (fired, waiting bool, err erro
 		if ts.Open.Kind == string(v.Kind) {
 			return false, false, nil
 		}
-		t.resolve(d, ks, tm.Key, tm.Target, ts, now, fmt.Sprintf("the divergence became %s", v.Kind))
+		t.resolve(d, ks, tm.Key, tm.Target, ts, now, fmt.Sprintf("the divergence became %s", v.Kind), false)
 	}
 	t.open(d, ks, tm.Key, tm.Target, ts, st, v, tm.Deadline, now)
 	return true, false, nil
@@ -149,7 +161,7 @@ func (t *txn) open(d *Dataset, ks *state.KeyState, key, target string, ts *state
 		OpenedAt: deadline.Add(-d.Window), DetectedAt: now, WindowMS: d.Window.Milliseconds(),
 		Rationale: v.Rationale, RulesVersion: t.e.opts.RulesVersion, ConfigHash: d.ConfigHash,
 	}
-	t.emit(t.e.opts.Outputs.Divergences, d.Name, target, ks.Key, "recon-kind", string(v.Kind), id, ev)
+	body := t.emit(t.e.opts.Outputs.Divergences, d.Name, target, ks.Key, "recon-kind", string(v.Kind), id, ev)
 	t.audit(d, now, state.AuditRecord{Action: repair.AuditOpened, Target: target, Key: key, DivergenceID: id,
 		Detail: string(v.Kind) + ": " + v.Rationale})
 	open := &state.Divergence{ID: id, Kind: string(v.Kind), OpenedAt: ev.OpenedAt, DetectedAt: now}
@@ -157,6 +169,9 @@ func (t *txn) open(d *Dataset, ks *state.KeyState, key, target string, ts *state
 		open.SourceVersion = ks.Source.Version
 	}
 	ts.Open = open
+	if g := t.e.guards[d.Name]; g != nil {
+		g.open++
+	}
 	delay := now.Sub(deadline).Seconds()
 	kind := string(v.Kind)
 	t.metric(func(m *Metrics) {
@@ -165,7 +180,21 @@ func (t *txn) open(d *Dataset, ks *state.KeyState, key, target string, ts *state
 		m.detection.WithLabelValues(d.Name, target).Observe(delay)
 	})
 	t.e.log.Info("divergence opened", "dataset", d.Name, "target", target, "kind", kind, "id", id)
+	t.checkGuard(d, now)
 	t.planRepair(d, ks, key, target, ts, v, id, now)
+	t.putDivergence(state.DivergenceRecord{ID: id, Dataset: d.Name, Target: target, Key: key, Kind: kind,
+		State: state.DivergenceOpen, OpenedAt: ev.OpenedAt, DetectedAt: now, Rationale: v.Rationale,
+		RepairID: ts.Open.RepairID, Event: body})
+}
+
+func (t *txn) putDivergence(r state.DivergenceRecord) {
+	t.p.batch.PutDivergence(r)
+	t.p.records++
+}
+
+func (t *txn) putRepair(r state.RepairRecord) {
+	t.p.batch.PutRepair(r)
+	t.p.records++
 }
 
 func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts *state.TargetState, v compare.Verdict, divID string, now time.Time) {
@@ -181,38 +210,63 @@ func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts 
 	if ts.Head != nil && !ts.Head.Deleted {
 		in.PreviousDigest = ts.Head.Digest
 	}
-	if tt, ok := d.target(target); ok && ks.SourceRow != nil {
-		in.After = tt.systemRow(ks.SourceRow)
+	if tt, ok := d.target(target); ok {
+		if ks.SourceRow != nil {
+			in.After = tt.systemRow(ks.SourceRow)
+		}
+		if row := targetRow(ks, ts); row != nil {
+			in.Before = tt.systemRow(row)
+		}
 	}
 	plan := t.e.opts.Planner.Plan(now, in)
 	if plan.Decision == repair.None {
 		return
 	}
 	r := plan.Repair
+	// A repair a person rejected or reverted is not planned again: the
+	// divergence stays open with it, for a person to look at.
+	old, err := t.e.store.Repair(r.ID)
+	if err != nil {
+		t.fail(fmt.Errorf("reading repair %s before planning it: %w", r.ID, err))
+		return
+	}
+	if old != nil && (old.State == state.RepairRejected || old.State == state.RepairReverted) {
+		ts.Open.RepairID = r.ID
+		t.audit(d, now, state.AuditRecord{Action: repair.AuditRepairPlanned, Target: target, Key: key,
+			DivergenceID: divID, RepairID: r.ID, Detail: fmt.Sprintf("%s repair not planned again: it was %s by %s", r.Action, old.State, old.Actor)})
+		return
+	}
 	rec := state.RepairRecord{
 		ID: r.ID, DivergenceID: divID, Dataset: d.Name, Target: target, Key: key, Kind: r.Kind,
-		Action: r.Action, CreatedAt: now, UpdatedAt: now,
+		Action: r.Action, CreatedAt: now, UpdatedAt: now, Mode: r.Mode,
+		SourceVersion: r.SourceVersion, ExpectedDigest: r.ExpectedDigest, PreviousDigest: r.PreviousDigest,
 	}
 	outcome := "published"
 	switch {
+	case plan.Decision == repair.Publish && r.DryRun:
+		rec.State, outcome = state.RepairDryRun, "dry_run"
 	case plan.Decision == repair.Publish:
-		rec.State = "published"
-		if r.DryRun {
-			outcome = "dry_run"
-		}
-		t.emit(t.e.opts.Outputs.Repairs, d.Name, target, ks.Key, "recon-action", r.Action, r.ID, r)
+		rec.State = state.RepairPublished
+		rec.PublishedAt, rec.VerifyBy = now, now.Add(d.Window)
 	case plan.Guarded:
-		rec.State, outcome = "pending", "guarded"
+		rec.State, outcome = state.RepairPending, "guarded"
 	default:
-		rec.State, outcome = "pending", "pending"
+		rec.State, outcome = state.RepairPending, "pending"
 	}
 	body, err := repair.Marshal(r)
 	if err != nil {
 		t.fail(fmt.Errorf("rendering repair %s: %w", r.ID, err))
 		return
 	}
+	if plan.Decision == repair.Publish {
+		t.emitRendered(t.e.opts.Outputs.Repairs, d.Name, target, key, "recon-action", r.Action, r.ID, body)
+	}
 	rec.Event = body
-	t.p.batch.PutRepair(rec)
+	if old != nil && !old.VerifyBy.IsZero() {
+		t.p.batch.MoveVerifyTimer(r.ID, old.VerifyBy, time.Time{})
+	}
+	t.p.batch.MoveVerifyTimer(r.ID, time.Time{}, rec.VerifyBy)
+	t.putRepair(rec)
 	t.audit(d, now, state.AuditRecord{Action: repair.AuditRepairPlanned, Target: target, Key: key,
 		DivergenceID: divID, RepairID: r.ID, Detail: plannedDetail(r, outcome)})
 	ts.Open.RepairID = r.ID
@@ -220,8 +274,24 @@ func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts 
 	t.metric(func(m *Metrics) { m.repairs.WithLabelValues(d.Name, action, mode, outcome).Inc() })
 }
 
-// resolve closes an open divergence with a resolved event.
-func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *state.TargetState, now time.Time, why string) {
+// targetRow is the row the target holds, in dataset column names, if known:
+// its own kept row, or the source's when it holds that.
+func targetRow(ks *state.KeyState, ts *state.TargetState) compare.Row {
+	switch {
+	case ts == nil || ts.Head == nil || ts.Head.Deleted:
+		return nil
+	case ts.Row != nil:
+		return ts.Row
+	case inSyncWith(ts.Head, ks.Source):
+		return ks.SourceRow
+	}
+	return nil
+}
+
+// resolve closes an open divergence with a resolved event. converged says
+// the pair is in sync: a published repair of the divergence is then
+// verified, and one still pending is superseded.
+func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *state.TargetState, now time.Time, why string, converged bool) {
 	o := ts.Open
 	at := now
 	ev := repair.Divergence{
@@ -230,19 +300,37 @@ func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *st
 		OpenedAt: o.OpenedAt, DetectedAt: o.DetectedAt, ResolvedAt: &at, WindowMS: d.Window.Milliseconds(),
 		Rationale: why, RulesVersion: t.e.opts.RulesVersion, ConfigHash: d.ConfigHash,
 	}
-	t.emit(t.e.opts.Outputs.Divergences, d.Name, target, ks.Key, "recon-kind", o.Kind, o.ID, ev)
+	body := t.emit(t.e.opts.Outputs.Divergences, d.Name, target, ks.Key, "recon-kind", o.Kind, o.ID, ev)
 	t.audit(d, now, state.AuditRecord{Action: repair.AuditResolved, Target: target, Key: key,
 		DivergenceID: o.ID, RepairID: o.RepairID, Detail: why})
 	if o.RepairID != "" {
+		// Repair records are written in folds only here, and every other
+		// writer of them flushes before it returns: the store is current.
 		rec, err := t.e.store.Repair(o.RepairID)
-		if err != nil {
-			t.fail(fmt.Errorf("reading repair %s to supersede it: %w", o.RepairID, err))
-		} else if rec != nil && rec.State == "pending" {
-			rec.State, rec.UpdatedAt = "superseded", now
-			t.p.batch.PutRepair(*rec)
-			t.audit(d, now, state.AuditRecord{Action: repair.AuditSuperseded, Target: target, Key: key,
-				DivergenceID: o.ID, RepairID: o.RepairID, Detail: "no longer needed: " + why})
+		switch {
+		case err != nil:
+			t.fail(fmt.Errorf("reading repair %s to close it: %w", o.RepairID, err))
+		case rec == nil:
+		case rec.State == state.RepairPending:
+			t.supersede(d, rec, now, "no longer needed: "+why)
+		case rec.State == state.RepairPublished && converged:
+			t.verified(d, rec, now, now)
 		}
+	}
+	dr, err := t.e.store.Divergence(o.ID)
+	if err != nil {
+		t.fail(fmt.Errorf("reading divergence %s to resolve it: %w", o.ID, err))
+	} else {
+		if dr == nil {
+			dr = &state.DivergenceRecord{ID: o.ID, Dataset: d.Name, Target: target, Key: key, Kind: o.Kind,
+				OpenedAt: o.OpenedAt, DetectedAt: o.DetectedAt}
+		}
+		dr.State, dr.ResolvedAt, dr.Resolution, dr.RepairID, dr.Event = state.DivergenceResolved, now, why, o.RepairID, body
+		t.putDivergence(*dr)
+	}
+	if g := t.e.guards[d.Name]; g != nil {
+		g.open--
+		t.checkGuard(d, now)
 	}
 	ts.Open = nil
 	kind := o.Kind
@@ -253,14 +341,21 @@ func (t *txn) resolve(d *Dataset, ks *state.KeyState, key, target string, ts *st
 	t.e.log.Info("divergence resolved", "dataset", d.Name, "target", target, "kind", kind, "id", o.ID)
 }
 
-func (t *txn) emit(topic, dataset, target string, key compare.Key, hdr, hdrVal, id string, v any) {
+// emit renders an output event into the outbox and returns it.
+func (t *txn) emit(topic, dataset, target string, key compare.Key, hdr, hdrVal, id string, v any) []byte {
 	body, err := repair.Marshal(v)
 	if err != nil {
 		t.fail(fmt.Errorf("rendering output event %s: %w", id, err))
-		return
+		return nil
 	}
+	t.emitRendered(topic, dataset, target, key.String(), hdr, hdrVal, id, body)
+	return body
+}
+
+// emitRendered puts a rendered event in the outbox; key is the canonical key.
+func (t *txn) emitRendered(topic, dataset, target, key, hdr, hdrVal, id string, body []byte) {
 	t.p.batch.AppendOutbox(state.OutboxRecord{
-		Topic: topic, Key: repair.RecordKey(dataset, target, key), Value: body,
+		Topic: topic, Key: []byte(dataset + "/" + target + "/" + key), Value: body,
 		Headers: []state.Header{
 			{Key: "recon-dataset", Value: []byte(dataset)},
 			{Key: hdr, Value: []byte(hdrVal)},
@@ -334,11 +429,14 @@ func (e *Engine) RunSweeper(ctx context.Context, tick time.Duration) error {
 		if err := e.checkpointIfDue(); err != nil {
 			return err
 		}
-		next, ok, err := e.store.NextDeadline()
-		if err != nil {
-			return fmt.Errorf("reading the next deadline: %w", err)
+		if err := e.TickGuards(); err != nil {
+			return err
 		}
-		if !ok || next.After(e.now()) {
+		due, err := e.somethingDue()
+		if err != nil {
+			return err
+		}
+		if !due {
 			e.setWaiting(0)
 			continue
 		}
@@ -354,6 +452,23 @@ func (e *Engine) RunSweeper(ctx context.Context, tick time.Duration) error {
 			}
 		}
 	}
+}
+
+// somethingDue reports whether a window or a repair verification is due.
+func (e *Engine) somethingDue() (bool, error) {
+	now := e.now()
+	next, ok, err := e.store.NextDeadline()
+	if err != nil {
+		return false, fmt.Errorf("reading the next deadline: %w", err)
+	}
+	if ok && !next.After(now) {
+		return true, nil
+	}
+	next, ok, err = e.store.NextVerifyDeadline()
+	if err != nil {
+		return false, err
+	}
+	return ok && !next.After(now), nil
 }
 
 // checkpointIfDue starts a checkpoint that is due by age, and completes one

@@ -8,12 +8,13 @@ const (
 	AuditRepairPlanned = "repair_planned" // a repair was planned; its detail says published, pending, dry-run or guarded
 	AuditApproved      = "approved"       // a person approved a pending repair
 	AuditRejected      = "rejected"       // a person rejected a pending repair
-	AuditPublished     = "published"      // an approved repair was published
+	AuditPublished     = "published"      // an approved repair, or a compensating one, was published
 	AuditVerified      = "verified"       // the target converged after a repair
 	AuditFailed        = "failed"         // the target did not converge after a repair
-	AuditReverted      = "reverted"       // a compensating repair was published
+	AuditReverted      = "reverted"       // a person reverted a repair: its compensating repair was published
 	AuditSuperseded    = "superseded"     // a pending repair was closed as no longer needed
 	AuditGuardTripped  = "guard_tripped"  // the blast-radius guard paused automatic repairs
+	AuditGuardCleared  = "guard_cleared"  // the blast-radius guard let automatic repairs go again
 	AuditConfigChanged = "config_changed" // a dataset's rules version or effective config changed
 )
 

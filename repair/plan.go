@@ -1,6 +1,8 @@
 package repair
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/recon-dev/recon/compare"
@@ -20,6 +22,9 @@ type Policy struct {
 	AutoKinds    []string
 	Payload      string // full | reference
 	MaxPerMinute int
+	// MaxDivergentRatio trips the guard when more than this fraction of the
+	// dataset's keys have an open divergence (0 disables it). See Guard.
+	MaxDivergentRatio float64
 }
 
 func (p Policy) autoKind(k string) bool {
@@ -42,6 +47,7 @@ type Input struct {
 	ExpectedDigest  compare.Digest
 	PreviousDigest  compare.Digest
 	After           compare.Row // the source row in the target's column names (payload: full)
+	Before          compare.Row // the target's row the repair replaces, in its column names, if known (payload: full)
 	Rationale       string
 	RulesVersion    string
 	ConfigHash      string
@@ -69,22 +75,80 @@ type Plan struct {
 	Guarded bool
 }
 
-// Planner applies datasets' policies. The blast-radius guard is the only state:
-// repairs published per dataset in the current minute.
+// Planner applies datasets' policies. The blast-radius guard is its only
+// state: repairs published per dataset in the current minute, and whether the
+// divergent ratio tripped.
 type Planner struct {
 	policies map[string]Policy
 	minute   map[string]guardWindow
+	ratio    map[string]bool // the ratio trigger is tripped
 }
 
 type guardWindow struct {
 	start time.Time
 	count int
+	held  bool // a repair was held for want of budget in this minute
 }
 
 // NewPlanner returns a planner for the given policies by dataset.
 func NewPlanner(policies map[string]Policy) *Planner {
-	return &Planner{policies: policies, minute: make(map[string]guardWindow)}
+	return &Planner{policies: policies, minute: make(map[string]guardWindow), ratio: make(map[string]bool)}
 }
+
+// GuardMinOpen is how many divergences a dataset must have open before the
+// divergent ratio can trip its guard: a small dataset's first divergences are
+// not a storm.
+const GuardMinOpen = 10
+
+// Guard is the state of a dataset's blast-radius guard. While it is
+// tripped, automatic repairs are held pending for a person.
+type Guard struct {
+	Tripped bool
+	// Reason names the triggers and their figures.
+	Reason string
+}
+
+// Guard evaluates the blast-radius guard of dataset at now, given how many
+// of its keys have an open divergence (open) among the keys it has seen
+// (keys). It trips when more than max_divergent_ratio of the keys diverge
+// (with at least GuardMinOpen open) and clears once the ratio is back to
+// half of it, so that it does not flap at the edge; or, while the current
+// minute lasts, when a repair was held because max_per_minute were already
+// published in it. Only auto mode has automatic repairs to guard.
+// Plan holds automatic repairs while the ratio trigger is tripped: call Guard
+// with fresh figures before Plan.
+func (pl *Planner) Guard(now time.Time, dataset string, open, keys int64) Guard {
+	pol, ok := pl.policies[dataset]
+	if !ok || pol.Mode != ModeAuto {
+		return Guard{}
+	}
+	var reasons []string
+	ratio := float64(open) / float64(max(keys, 1))
+	tripped := pl.ratio[dataset]
+	switch {
+	case pol.MaxDivergentRatio <= 0:
+		tripped = false
+	case !tripped && open >= GuardMinOpen && ratio > pol.MaxDivergentRatio:
+		tripped = true
+	case tripped && ratio <= pol.MaxDivergentRatio/2:
+		tripped = false
+	}
+	pl.ratio[dataset] = tripped
+	if tripped {
+		reasons = append(reasons, fmt.Sprintf("%d of %d keys (%.1f%%) have an open divergence, above max_divergent_ratio %g",
+			open, keys, 100*ratio, pol.MaxDivergentRatio))
+	}
+	if w := pl.minute[dataset]; w.held && inMinute(now, w.start) {
+		reasons = append(reasons, fmt.Sprintf("%d automatic repairs published in the minute since %s, the max_per_minute",
+			w.count, w.start.UTC().Format(time.RFC3339)))
+	}
+	if len(reasons) == 0 {
+		return Guard{}
+	}
+	return Guard{Tripped: true, Reason: strings.Join(reasons, "; ")}
+}
+
+func inMinute(now, start time.Time) bool { return !now.Before(start) && now.Sub(start) < time.Minute }
 
 // Plan plans the repair of one opened divergence at time now. Not safe for
 // concurrent use: the engine calls it from its single writer.
@@ -121,6 +185,9 @@ func (pl *Planner) Plan(now time.Time, in Input) Plan {
 	if action == ActionUpsert && pol.Payload != "reference" {
 		r.After = in.After
 	}
+	if pol.Payload != "reference" && !in.PreviousDigest.IsZero() {
+		r.Before = in.Before
+	}
 	if action == ActionDelete {
 		r.ExpectedDigest = compare.Digest{}
 	}
@@ -131,7 +198,7 @@ func (pl *Planner) Plan(now time.Time, in Input) Plan {
 		r.Mode = "approved" // the mode it will carry once a person approves it
 		return Plan{Decision: Hold, Repair: r}
 	}
-	if !pl.allow(now, in.Dataset, pol.MaxPerMinute) {
+	if pl.ratio[in.Dataset] || !pl.allow(now, in.Dataset, pol.MaxPerMinute) {
 		r.Mode = "approved"
 		return Plan{Decision: Hold, Repair: r, Guarded: true}
 	}
@@ -144,10 +211,11 @@ func (pl *Planner) allow(now time.Time, dataset string, max int) bool {
 		return true
 	}
 	w := pl.minute[dataset]
-	if now.Sub(w.start) >= time.Minute || now.Before(w.start) {
+	if !inMinute(now, w.start) {
 		w = guardWindow{start: now}
 	}
 	if w.count >= max {
+		w.held = true
 		pl.minute[dataset] = w
 		return false
 	}

@@ -1,6 +1,8 @@
 package repair
 
 import (
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -102,5 +104,92 @@ func TestRepairIDIncludesPrecondition(t *testing.T) {
 	}
 	if again := pl.Plan(time.Time{}, in); again.Repair.ID != second.Repair.ID {
 		t.Fatal("the same repair planned twice got two ids")
+	}
+}
+
+// The guard's state, trigger by trigger: each row says why.
+func TestGuard(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	pol := Policy{Mode: ModeAuto, AutoKinds: []string{"missing"}, MaxPerMinute: 2, MaxDivergentRatio: 0.1}
+	pl := NewPlanner(map[string]Policy{"orders": pol, "users": {Mode: ModeApprove, MaxDivergentRatio: 0.1}})
+	in := Input{Dataset: "orders", Target: "wh", Kind: compare.Missing}
+	steps := []struct {
+		why        string
+		at         time.Duration
+		open, keys int64
+		plan       int // repairs planned after evaluating the guard
+		tripped    bool
+	}{
+		{"9 of 10 keys diverge, but fewer than GuardMinOpen are open: a small dataset", 0, 9, 10, 0, false},
+		{"10 of 100 is the ratio itself, not above it", 0, 10, 100, 0, false},
+		{"11 of 100 is above 10%: tripped", 0, 11, 100, 0, true},
+		{"6 of 100 is above half the ratio: still tripped, no flapping", time.Second, 6, 100, 0, true},
+		{"5 of 100 is half the ratio: cleared", 2 * time.Second, 5, 100, 0, false},
+		{"3 repairs against a budget of 2 a minute: the third is held, which trips", 3 * time.Second, 1, 100, 3, true},
+		{"a minute after the budget's minute started it clears", 64 * time.Second, 1, 100, 0, false},
+	}
+	for _, s := range steps {
+		g := pl.Guard(now.Add(s.at), "orders", s.open, s.keys)
+		for range s.plan {
+			pl.Plan(now.Add(s.at), in)
+		}
+		if s.plan > 0 {
+			g = pl.Guard(now.Add(s.at), "orders", s.open, s.keys)
+		}
+		if g.Tripped != s.tripped || (g.Reason != "") != s.tripped {
+			t.Errorf("%s: guard %+v", s.why, g)
+		}
+	}
+	if g := pl.Guard(now, "users", 50, 100); g.Tripped {
+		t.Errorf("approve mode has no automatic repairs to guard: %+v", g)
+	}
+	// While the ratio is tripped, Plan holds automatic repairs.
+	pl = NewPlanner(map[string]Policy{"orders": pol})
+	pl.Guard(now, "orders", 50, 100)
+	if p := pl.Plan(now, in); p.Decision != Hold || !p.Guarded {
+		t.Fatalf("plan while the ratio is tripped: %+v", p)
+	}
+}
+
+// A rendered repair read back re-renders to the same bytes, rows included.
+func TestStoredRoundTrip(t *testing.T) {
+	key := compare.Key{Fields: []string{"id"}, Values: []compare.Value{{Kind: compare.KindInt, Text: "42"}}}
+	for _, r := range []Repair{
+		{ID: "a", Key: key, Action: ActionUpsert, Kind: "missing", ExpectedDigest: compare.Digest{1},
+			After: compare.Row{"id": {Kind: compare.KindInt, Text: "42"}, "j": {Kind: compare.KindJSON, Text: `{"b":1,"a":[2]}`}},
+			Mode:  ModeAuto, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)},
+		{ID: "b", Key: key, Action: ActionDelete, Kind: "orphan", PreviousDigest: compare.Digest{2},
+			Before: compare.Row{"id": {Kind: compare.KindInt, Text: "42"}}, Mode: "approved", ApprovedBy: "alice", Reverts: "x"},
+	} {
+		want, err := Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ParseStored(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("re-rendered\n%s\nwant\n%s", got, want)
+		}
+	}
+}
+
+// Stored keeps Repair's fields, names and order, so a field added to one
+// and not the other fails here rather than vanish on approval.
+func TestStoredMatchesRepair(t *testing.T) {
+	names := func(typ reflect.Type) []string {
+		var out []string
+		for f := range typ.Fields() {
+			out = append(out, f.Tag.Get("json"))
+		}
+		return out
+	}
+	if a, b := names(reflect.TypeFor[Repair]()), names(reflect.TypeFor[Stored]()); !slices.Equal(a, b) {
+		t.Fatalf("Repair %v\nStored %v", a, b)
 	}
 }

@@ -102,6 +102,15 @@ func outputEvents() []struct {
 	reference.After = nil // payload: reference
 	empty := repairEvent(repair.ActionUpsert)
 	empty.After = compare.Row{} // a row of no columns is not "no row"
+	overwrite := repairEvent(repair.ActionUpsert)
+	overwrite.Kind, overwrite.PreviousDigest, overwrite.Before = "conflict", digestB, fullRow()
+	revert := repairEvent(repair.ActionUpsert)
+	revert.ExpectedDigest, revert.PreviousDigest, revert.After, revert.Before = digestB, digestA, fullRow(), fullRow()
+	revert.Mode, revert.ApprovedBy, revert.Reverts = "approved", "bob", repair.ID("repair", "upsert")
+	storm := divergence(repair.KindStorm, repair.EventStorm)
+	storm.Target, storm.Key, storm.Rationale = "", compare.Key{}, "120 of 1000 keys (12.0%) have an open divergence, above max_divergent_ratio 0.1"
+	cleared := storm
+	cleared.Event, cleared.ResolvedAt = repair.EventStormCleared, &at
 
 	return []struct {
 		name   string
@@ -114,12 +123,16 @@ func outputEvents() []struct {
 		{"opened lagging", divergenceAvsc, opened("lagging", src(false), tgt("24023000"))},
 		{"opened conflict", divergenceAvsc, opened("conflict", src(false), tgt(""))},
 		{"resolved", divergenceAvsc, resolved},
+		{"storm", divergenceAvsc, storm},
+		{"storm cleared", divergenceAvsc, cleared},
 		{"repair upsert, full payload", repairAvsc, repairEvent(repair.ActionUpsert)},
 		{"repair upsert, reference payload", repairAvsc, reference},
 		{"repair upsert, empty row", repairAvsc, empty},
 		{"repair delete", repairAvsc, repairEvent(repair.ActionDelete)},
 		{"repair dry-run", repairAvsc, dry},
 		{"repair approved", repairAvsc, approved},
+		{"repair over a live row, with the row it replaces", repairAvsc, overwrite},
+		{"compensating repair", repairAvsc, revert},
 	}
 }
 

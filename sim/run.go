@@ -151,9 +151,10 @@ datasets:
       ignore: [loaded_at, updated_at]
       types: {amount: "decimal(2)", created_at: timestamp, updated_at: timestamp}
     # Every kind is repaired at once; the blast-radius guard is set out of
-    # reach because a demo at a high --rate diverges en masse on purpose.
+    # reach, and its ratio trigger off, because a demo at a high --rate
+    # diverges en masse on purpose.
     repair: {mode: auto, auto_kinds: [missing, lagging, orphan, conflict], payload: full,
-             max_per_minute: 1000000}
+             max_per_minute: 1000000, max_divergent_ratio: 0}
 `, brokerAddr, registry, stateDir, demoDigestKey, outFormat, window, SourceTopic, srcFormat, TargetTopic, tgtFormat)
 	return config.Parse([]byte(text), nil)
 }

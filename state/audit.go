@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -181,9 +182,17 @@ func (b *Batch) AppendAudit(r AuditRecord) {
 		b.fail(fmt.Errorf("append audit record %s: zero time", r.Action))
 		return
 	}
+	// A record about a key also gets a key index entry; its prefix waits in
+	// the op's key until Commit knows the seq.
+	k0, k1 := 0, 0
+	if r.Key != "" && r.Dataset != "" && strings.IndexByte(r.Dataset, sep) < 0 {
+		k0 = b.mark()
+		b.enc.buf = appendKeyIdxPrefix(b.enc.buf, r.Dataset, r.Key, familyAudit)
+		k1 = b.mark()
+	}
 	v0 := b.mark()
 	b.enc.buf = appendAuditContent(b.enc.buf, &r)
-	b.ops = append(b.ops, op{kind: opAudit, value0: v0, value1: b.mark()})
+	b.ops = append(b.ops, op{kind: opAudit, key0: k0, key1: k1, value0: v0, value1: b.mark()})
 	b.auditN++
 }
 

@@ -1,9 +1,11 @@
 package state
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -182,6 +184,24 @@ func (b *Batch) PutRepair(r RepairRecord) {
 	v0 := b.mark()
 	b.enc.buf = append(b.enc.buf, v...)
 	b.ops = append(b.ops, op{kind: opSet, key0: k0, key1: v0, value0: v0, value1: b.mark()})
+	b.index(familyRepair, r.CreatedAt, r.Dataset, r.Key, r.ID)
+}
+
+// index writes the listing and key index entries of a record. Writing them
+// again when the record changes is harmless: its id, time, dataset and key
+// do not change.
+func (b *Batch) index(family byte, at time.Time, dataset, key, id string) {
+	k0 := b.mark()
+	b.enc.buf = appendListKey(b.enc.buf, family, at, id)
+	end := b.mark()
+	b.ops = append(b.ops, op{kind: opSet, key0: k0, key1: end, value0: end, value1: end})
+	if dataset == "" || strings.IndexByte(dataset, sep) >= 0 {
+		return
+	}
+	k0 = b.mark()
+	b.enc.buf = append(appendKeyIdxPrefix(b.enc.buf, dataset, key, family), id...)
+	end = b.mark()
+	b.ops = append(b.ops, op{kind: opSet, key0: k0, key1: end, value0: end, value1: end})
 }
 
 // Commit applies the batch in one Badger transaction, synced to disk: after
@@ -279,7 +299,7 @@ func (s *Store) CommitAsync(b *Batch, done func(error)) {
 		case opOutbox:
 			err = outbox(value)
 		case opAudit:
-			err = s.setAudit(txn, &audit, value, outbox)
+			err = s.setAudit(txn, &audit, value, key, outbox)
 		}
 		if err != nil {
 			fail(err)
@@ -326,10 +346,20 @@ func (s *Store) CommitAsync(b *Batch, done func(error)) {
 
 // setAudit chains one audit record onto the head so far and writes it, with
 // its mirror record when the store has an audit topic.
-func (s *Store) setAudit(txn *badger.Txn, c *auditCommit, content []byte, outbox func([]byte) error) error {
+func (s *Store) setAudit(txn *badger.Txn, c *auditCommit, content, keyIdx []byte, outbox func([]byte) error) error {
 	key, value := c.chain(content)
 	if err := txn.Set(key, value); err != nil {
 		return err
+	}
+	if len(keyIdx) > 0 {
+		// The key index entry of a record about a key: its prefix, then
+		// the seq this commit gave the record.
+		k0 := len(c.arena)
+		c.arena = append(c.arena, keyIdx...)
+		c.arena = binary.BigEndian.AppendUint64(c.arena, c.head.Seq)
+		if err := txn.Set(c.arena[k0:len(c.arena):len(c.arena)], []byte{}); err != nil {
+			return err
+		}
 	}
 	if s.auditTopic == "" {
 		return nil

@@ -40,10 +40,15 @@ var ErrCorrupt = errors.New("corrupt state record")
 //	          8-byte little-endian hash), columns strictly ascending
 //	history   version, 16-byte digest, byte flags (1 = deleted), time event, time seen
 //	target    byte flags (1 = nil entry, 2 = has head, 4 = local write, 8 = has
-//	          open divergence), head if flagged, uvarint Changes, version
-//	          Lineage, version Reflects, time Deadline, divergence if flagged
+//	          open divergence, 16 = has row), head if flagged, uvarint Changes,
+//	          version Lineage, version Reflects, time Deadline, divergence if
+//	          flagged, row if flagged: uvarint n (> 0), n × (string column,
+//	          value), columns strictly ascending
 //	divergence string ID, string Kind, time OpenedAt, time DetectedAt,
 //	          version SourceVersion, string RepairID
+//
+// Flag 16 and the target row came after version 1 was written, without a
+// version bump: a state stored before has no row, and reads as before.
 //
 // Decisions the format makes for its callers:
 //   - times come back in UTC, whatever location they were written in, and
@@ -69,7 +74,8 @@ const (
 	tsHasHead
 	tsLocalWrite
 	tsHasOpen
-	tsAll = tsNil | tsHasHead | tsLocalWrite | tsHasOpen
+	tsHasRow
+	tsAll = tsNil | tsHasHead | tsLocalWrite | tsHasOpen | tsHasRow
 )
 
 // Minimum encoded sizes, used to refuse counts that the remaining input
@@ -182,7 +188,8 @@ func (e *encoder) target(t *TargetState) {
 		e.buf = append(e.buf, tsNil)
 		return
 	}
-	flags := boolFlag(t.Head != nil, tsHasHead) | boolFlag(t.LocalWrite, tsLocalWrite) | boolFlag(t.Open != nil, tsHasOpen)
+	flags := boolFlag(t.Head != nil, tsHasHead) | boolFlag(t.LocalWrite, tsLocalWrite) | boolFlag(t.Open != nil, tsHasOpen) |
+		boolFlag(len(t.Row) > 0, tsHasRow)
 	e.buf = append(e.buf, flags)
 	if t.Head != nil {
 		e.head(t.Head)
@@ -198,6 +205,15 @@ func (e *encoder) target(t *TargetState) {
 		e.time(d.DetectedAt)
 		e.version(d.SourceVersion)
 		e.string(d.RepairID)
+	}
+	if len(t.Row) > 0 {
+		e.uvarint(uint64(len(t.Row)))
+		cols, mark := sortedKeys(e, t.Row)
+		for _, col := range cols {
+			e.string(col)
+			e.value(t.Row[col])
+		}
+		e.keys = e.keys[:mark]
 	}
 }
 
@@ -327,16 +343,7 @@ func (d *decoder) keyState() *KeyState {
 			h.SeenAt = d.time()
 		}
 	}
-	if n := d.count("source row", minRowCol); n > 0 {
-		ks.SourceRow = make(compare.Row, n)
-		prev := ""
-		for i := 0; i < n && d.err == nil; i++ {
-			col := d.string()
-			d.ascending("source row column", i, prev, col)
-			ks.SourceRow[col] = d.value()
-			prev = col
-		}
-	}
+	ks.SourceRow = d.row("source row")
 	if n := d.count("targets", minTarget); n > 0 {
 		ks.Targets = make(map[string]*TargetState, n)
 		prev := ""
@@ -382,7 +389,30 @@ func (d *decoder) target() *TargetState {
 			RepairID:      d.string(),
 		}
 	}
+	if flags&tsHasRow != 0 {
+		t.Row = d.row("target row")
+		if d.err == nil && len(t.Row) == 0 {
+			d.fail("empty target row")
+		}
+	}
 	return t
+}
+
+// row reads n × (column, value), columns strictly ascending.
+func (d *decoder) row(what string) compare.Row {
+	n := d.count(what, minRowCol)
+	if n == 0 {
+		return nil
+	}
+	row := make(compare.Row, n)
+	prev := ""
+	for i := 0; i < n && d.err == nil; i++ {
+		col := d.string()
+		d.ascending(what+" column", i, prev, col)
+		row[col] = d.value()
+		prev = col
+	}
+	return row
 }
 
 func (d *decoder) head(h *Head) {

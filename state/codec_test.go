@@ -64,6 +64,7 @@ func fullKeyState() *KeyState {
 					ID: "div-1", Kind: "lagging", OpenedAt: at(30), DetectedAt: at(31),
 					SourceVersion: compare.Version{A: 1000}, RepairID: "rep-1",
 				},
+				Row: compare.Row{"id": {Kind: compare.KindInt, Text: "42"}, "status": {Kind: compare.KindString, Text: "old"}},
 			},
 			"cache": {Head: head(5, false), Changes: 1},
 		},

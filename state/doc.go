@@ -1,7 +1,9 @@
 // Package state owns recon's durable state: the Badger layout of key states
 // (version vectors, source history, target heads, open divergences), window
 // timers, the outbox of records waiting to be published, the input offsets
-// the state reflects, repair records, and the hash-chained audit log of
+// the state reflects, repair and divergence records with the indexes that
+// page them and find those of one key (records.go), repair verification
+// timers, the blast-radius guard's state, and the hash-chained audit log of
 // decisions (audit.go), which VerifyAudit checks link by link. layout.go is
 // the one place that decides how keys look and which layout version a state
 // dir must have.

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -26,7 +27,20 @@ import (
 //	'f'     f | topic 0x00 | partition                       varint next offset
 //	'r'     r | id                                           byte 1, RepairRecord as JSON
 //	'a'     a | seq                                          AuditRecord (audit.go)
-//	'd'     reserved: divergence index
+//	'd'     d | id                                           byte 1, DivergenceRecord as JSON
+//	'l'     l | family | time | id                           empty: listing index, newest last
+//	'x'     x | dataset 0x00 | keyhash | family | suffix     empty: what touches a key
+//	'w'     w | deadline | repair id                         empty: repair verification timer
+//
+// The listing index orders divergences (family 'd', by detection time) and
+// repairs (family 'r', by creation time) for paging; time is unix
+// nanoseconds as a big-endian uint64, clamped at 0. The key index names the
+// divergences ('d' | id), repairs ('r' | id) and audit records ('a' | seq)
+// of one key: keyhash is the first 16 bytes of the SHA-256 of the canonical
+// key, fixed-size so that a suffix can follow it; readers check the record's
+// own key, so a collision costs a read, never a wrong answer. Index entries
+// are written with their records, in the same transaction, and never
+// deleted: the records they point at are not either.
 //
 // Integers inside keys are big-endian so that byte order is numeric order:
 // timers sort by deadline (unix nanoseconds as uint64), outbox records by seq
@@ -49,6 +63,10 @@ import (
 //
 // The audit family and its meta keys came after layout 1 without a bump:
 // a layout-1 dir without them is an empty chain, and nothing else reads them.
+// So did the divergence, index and verification families, and the meta keys
+// metaIndexed (the index holds every repair and audit record: Open builds
+// it once for a dir written before) and metaGuardPrefix | dataset (the
+// blast-radius guard's state).
 const LayoutVersion = 1
 
 const (
@@ -60,7 +78,17 @@ const (
 	prefixOffset   = 'f'
 	prefixRepair   = 'r'
 	prefixAudit    = 'a'
-	// prefixDivIdx = 'd' // reserved for the divergence index
+	prefixDiv      = 'd'
+	prefixList     = 'l'
+	prefixKeyIdx   = 'x'
+	prefixVerify   = 'w'
+)
+
+// Families of the listing and key indexes.
+const (
+	familyAudit      = 'a'
+	familyDivergence = 'd'
+	familyRepair     = 'r'
 )
 
 const sep = 0x00
@@ -75,6 +103,11 @@ var (
 	repairPrefix   = []byte{prefixRepair}
 	auditPrefix    = []byte{prefixAudit}
 	metaAuditHead  = []byte("maudit_head")
+	divPrefix      = []byte{prefixDiv}
+	verifyPrefix   = []byte{prefixVerify}
+	metaIndexed    = []byte("mindexed")
+	// metaGuardPrefix is followed by a dataset name.
+	metaGuardPrefix = []byte("mguard\x00")
 	// metaDatasetConfigPrefix is followed by a dataset name.
 	metaDatasetConfigPrefix = []byte("mdataset_config\x00")
 )
@@ -241,4 +274,71 @@ func decodeAuditKey(k []byte) (uint64, error) {
 
 func appendDatasetConfigKey(dst []byte, dataset string) []byte {
 	return append(append(dst, metaDatasetConfigPrefix...), dataset...)
+}
+
+func appendDivKey(dst []byte, id string) []byte {
+	return append(append(dst, prefixDiv), id...)
+}
+
+// indexNanos is t as a listing or timer index position: unix nanoseconds,
+// clamped to 0..MaxInt64 so that byte order is time order.
+func indexNanos(t time.Time) uint64 {
+	switch {
+	case t.Before(minDeadline):
+		return 0
+	case t.After(maxDeadline):
+		return math.MaxInt64
+	}
+	return uint64(t.UnixNano())
+}
+
+func listPrefix(family byte) []byte { return []byte{prefixList, family} }
+
+func appendListKey(dst []byte, family byte, t time.Time, id string) []byte {
+	dst = append(dst, prefixList, family)
+	dst = binary.BigEndian.AppendUint64(dst, indexNanos(t))
+	return append(dst, id...)
+}
+
+// listID returns the id at the end of a listing key.
+func listID(k []byte) (string, error) {
+	if len(k) < 2+8 || k[0] != prefixList {
+		return "", fmt.Errorf("listing key %q: %w", k, ErrCorrupt)
+	}
+	return string(k[10:]), nil
+}
+
+func keyHash(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:16]
+}
+
+// appendKeyIdxPrefix appends the key index prefix of one key's family.
+func appendKeyIdxPrefix(dst []byte, dataset, key string, family byte) []byte {
+	dst = append(dst, prefixKeyIdx)
+	dst = append(dst, dataset...)
+	dst = append(dst, sep)
+	dst = append(dst, keyHash(key)...)
+	return append(dst, family)
+}
+
+func appendVerifyKey(dst []byte, deadline time.Time, id string) []byte {
+	dst = append(dst, prefixVerify)
+	dst = binary.BigEndian.AppendUint64(dst, indexNanos(deadline))
+	return append(dst, id...)
+}
+
+func decodeVerifyKey(k []byte) (VerifyTimer, error) {
+	if len(k) < 9 || k[0] != prefixVerify {
+		return VerifyTimer{}, fmt.Errorf("verification timer key %q: %w", k, ErrCorrupt)
+	}
+	n := binary.BigEndian.Uint64(k[1:9])
+	if n > math.MaxInt64 {
+		return VerifyTimer{}, fmt.Errorf("verification timer key %q: deadline overflows: %w", k, ErrCorrupt)
+	}
+	return VerifyTimer{Deadline: time.Unix(0, int64(n)).UTC(), RepairID: string(k[9:])}, nil
+}
+
+func appendGuardKey(dst []byte, dataset string) []byte {
+	return append(append(dst, metaGuardPrefix...), dataset...)
 }

@@ -80,8 +80,9 @@ func (s *Store) Repairs(state string, limit int) ([]RepairRecord, error) {
 	return out, nil
 }
 
-// PutRepair writes one repair record on its own, durably: approvals and
-// rejections, which happen outside the engine's batches.
+// PutRepair writes one repair record on its own, durably, outside the
+// engine's batches: for tools and tests. The engine writes repair records in
+// its checkpoints, with the audit records of its decisions.
 func (s *Store) PutRepair(r RepairRecord) error {
 	b := s.NewBatch()
 	b.PutRepair(r)

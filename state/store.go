@@ -150,8 +150,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{db: db, dir: name, auditTopic: opts.AuditTopic}
 	if opts.ReadOnly {
 		err = s.checkLayout()
-	} else {
-		err = s.init()
+	} else if err = s.init(); err == nil {
+		err = s.buildIndex()
 	}
 	if err != nil {
 		return nil, errors.Join(err, db.Close())

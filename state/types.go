@@ -65,6 +65,13 @@ type TargetState struct {
 	Deadline time.Time
 	// Open is the open divergence, if any.
 	Open *Divergence
+	// Row is the target's newest live row in dataset column names, kept only
+	// in payload: full mode and only while it is not known to equal the
+	// source's row (a target in sync holds SourceRow, up to ignored
+	// columns): what a repair overwrites, so that reverting the repair can
+	// restore it. Nil when the target holds no live row, when it holds the
+	// source's row, or when it is not known.
+	Row compare.Row
 }
 
 // Divergence is an open divergence of one (key, target).
@@ -100,18 +107,81 @@ type OutboxRecord struct {
 	Headers []Header
 }
 
+// States of a repair record.
+const (
+	RepairPending    = "pending"    // waits for a person (approve mode, a kind outside auto_kinds, the guard)
+	RepairPublished  = "published"  // handed to the outbox; verification by convergence runs
+	RepairVerified   = "verified"   // the target converged after it was published
+	RepairFailed     = "failed"     // the target did not converge within the window after it was published
+	RepairRejected   = "rejected"   // a person rejected it; never published
+	RepairSuperseded = "superseded" // no longer needed (the pair converged) or replaced before it was published
+	RepairReverted   = "reverted"   // a compensating repair (RevertedBy) undid it
+	RepairDryRun     = "dry_run"    // published flagged dry_run: nothing is meant to apply it, so it is never verified
+)
+
 // RepairRecord is a planned repair and where it stands.
 type RepairRecord struct {
 	ID           string
 	DivergenceID string
 	Dataset      string
 	Target       string
-	Key          string
+	Key          string // canonical key
 	Kind         string
 	Action       string
-	State        string // pending | published | rejected | superseded
+	State        string // see RepairPending and the other states
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// Mode is auto (published by policy) or approved (published, or to be
+	// published, by a person); empty in records from before it was kept.
+	Mode string `json:",omitempty"`
+	// Actor is who approved, rejected or reverted it; empty for recon's own
+	// decisions.
+	Actor string `json:",omitempty"`
+	// Reason says why it was rejected, superseded, failed or reverted.
+	Reason string `json:",omitempty"`
+	// SourceVersion, ExpectedDigest and PreviousDigest are the event's: the
+	// source version it restores, the digest the target holds once it is
+	// applied (zero for a delete) and its precondition (zero: no live row).
+	SourceVersion  string         `json:",omitempty"`
+	ExpectedDigest compare.Digest `json:",omitzero"`
+	PreviousDigest compare.Digest `json:",omitzero"`
+	// PublishedAt is when it went to the outbox; VerifyBy is when
+	// verification gives up on it (zero once decided); DecidedAt is when it
+	// was verified or failed.
+	PublishedAt time.Time `json:",omitzero"`
+	VerifyBy    time.Time `json:",omitzero"`
+	DecidedAt   time.Time `json:",omitzero"`
+	// Reverts names the repair a compensating repair undoes; RevertedBy
+	// names the compensating repair of a reverted one.
+	Reverts    string `json:",omitempty"`
+	RevertedBy string `json:",omitempty"`
 	// Event is the rendered repair event, published as is once approved.
+	Event []byte
+}
+
+// States of a divergence record.
+const (
+	DivergenceOpen     = "open"
+	DivergenceResolved = "resolved"
+)
+
+// DivergenceRecord is a divergence, open or resolved, kept for people and
+// tools after the key state has moved on.
+type DivergenceRecord struct {
+	ID         string
+	Dataset    string
+	Target     string
+	Key        string // canonical key
+	Kind       string
+	State      string // open | resolved
+	OpenedAt   time.Time
+	DetectedAt time.Time
+	ResolvedAt time.Time `json:",omitzero"`
+	// Rationale is the verdict's; Resolution says why it was resolved.
+	Rationale  string
+	Resolution string `json:",omitempty"`
+	RepairID   string `json:",omitempty"`
+	// Event is the latest divergence event (opened, then resolved), as
+	// published.
 	Event []byte
 }

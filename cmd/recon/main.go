@@ -25,13 +25,21 @@ var errExitSilently = errors.New("exit 1")
 
 func commands() map[string]command {
 	return map[string]command{
-		"broker":          {"run an embedded Kafka-protocol broker for development", cmdBroker},
-		"run":             {"run recon: recon run -c recon.yaml", cmdRun},
-		"config validate": {"check a config file: recon config validate -c recon.yaml", cmdConfigValidate},
-		"demo":            {"run recon against a simulated source and replica, with a report", cmdDemo},
-		"bench":           {"measure recon's full rate against the raw consume rate", cmdBench},
-		"audit verify":    {"check the audit log's hash chain: recon audit verify --state-dir DIR", cmdAuditVerify},
-		"version":         {"print recon's version", cmdVersion},
+		"broker":           {"run an embedded Kafka-protocol broker for development", cmdBroker},
+		"run":              {"run recon: recon run -c recon.yaml", cmdRun},
+		"config validate":  {"check a config file: recon config validate -c recon.yaml", cmdConfigValidate},
+		"demo":             {"run recon against a simulated source and replica, with a report", cmdDemo},
+		"bench":            {"measure recon's full rate against the raw consume rate", cmdBench},
+		"audit verify":     {"check the audit log's hash chain: recon audit verify --state-dir DIR | --server URL", cmdAuditVerify},
+		"audit list":       {"list a running recon's audit records: recon audit list [--since SEQ] [--limit N]", cmdAuditList},
+		"divergences list": {"list divergences: recon divergences list [--dataset D] [--target T] [--kind K] [--state open|resolved]", cmdDivergencesList},
+		"keys inspect":     {"explain a key: recon keys inspect DATASET KEY", cmdKeysInspect},
+		"repairs list":     {"list repairs: recon repairs list [--state pending|published|...]", cmdRepairsList},
+		"repairs show":     {"show one repair and its event: recon repairs show ID", cmdRepairsShow},
+		"repairs approve":  {"approve a pending repair: recon repairs approve ID", cmdRepairsDecide("approve")},
+		"repairs reject":   {"reject a pending repair: recon repairs reject ID [--reason TEXT]", cmdRepairsDecide("reject")},
+		"repairs revert":   {"revert a published repair: recon repairs revert ID", cmdRepairsDecide("revert")},
+		"version":          {"print recon's version", cmdVersion},
 	}
 }
 
