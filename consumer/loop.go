@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -189,45 +190,48 @@ func (c *Consumer) apply(ctx context.Context, b *polled) error {
 // schema (see decodeWaiting); the batch is then incomplete and must be dropped.
 func (c *Consumer) decodeParts(ctx context.Context, parts []kgo.FetchTopicPartition) (_ *polled, ok bool) {
 	b := &polled{}
-	out := make([][]reconcile.Item, len(parts))
-	workers := min(runtime.GOMAXPROCS(0), len(parts))
+	var recs []*kgo.Record
+	for _, p := range parts {
+		recs = append(recs, p.Records...)
+	}
+	// Workers take equal chunks of the poll, not whole partitions: a poll
+	// is often mostly one or two partitions, and would leave a core idle.
+	b.items = make([]reconcile.Item, len(recs))
+	const chunk = 256
+	chunks := (len(recs) + chunk - 1) / chunk
 	var (
-		wg   sync.WaitGroup
-		next = make(chan int)
+		wg     sync.WaitGroup
+		next   atomic.Int64
+		failed atomic.Bool
 	)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				recs := parts[i].Records
-				items := make([]reconcile.Item, len(recs))
-				for j, r := range recs {
-					var err error
-					if items[j], err = c.decodeWaiting(ctx, r); err != nil {
-						break // ctx is done: the batch is dropped
-					}
-				}
-				out[i] = items
+	work := func() {
+		defer wg.Done()
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= chunks || failed.Load() {
+				return
 			}
-		}()
+			for j := k * chunk; j < min(len(recs), (k+1)*chunk); j++ {
+				var err error
+				if b.items[j], err = c.decodeWaiting(ctx, recs[j]); err != nil {
+					failed.Store(true) // ctx is done: the batch is dropped
+					return
+				}
+			}
+		}
 	}
-	for i := range parts {
-		next <- i
+	workers := min(runtime.GOMAXPROCS(0), chunks)
+	wg.Add(workers)
+	for w := 1; w < workers; w++ {
+		go work()
 	}
-	close(next)
+	work() // this goroutine is one of the workers
 	wg.Wait()
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || failed.Load() {
 		return nil, false
 	}
 
-	n := 0
-	for _, items := range out {
-		n += len(items)
-	}
-	b.items = make([]reconcile.Item, 0, n)
-	for i, p := range parts {
-		b.items = append(b.items, out[i]...)
+	for _, p := range parts {
 		a := advance{topic: p.Topic, partition: p.Partition}
 		for _, r := range p.Records {
 			if r.Timestamp.After(a.newest) {
