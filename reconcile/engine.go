@@ -280,10 +280,7 @@ func (e *Engine) Apply(ctx context.Context, items []Item) error {
 	if tx.err != nil {
 		return e.fail(tx.err)
 	}
-	if e.pend.due(e.opts.CheckpointEvery, time.Now()) {
-		return e.checkpoint()
-	}
-	return nil
+	return e.checkpointIfReady()
 }
 
 // Checkpoint starts a checkpoint of what is pending unless one is being
@@ -385,11 +382,30 @@ func (p *pending) empty() bool {
 	return len(p.dirty) == 0 && len(p.timers) == 0 && len(p.offsets) == 0 && p.batch.Len() == 0
 }
 
+// checkpointIfReady starts a checkpoint that is due, unless the one before
+// is still being written and this one is within its bounds: folding goes on
+// meanwhile, so a slow fsync makes checkpoints larger, not the input wait.
+func (e *Engine) checkpointIfReady() error {
+	p := e.pend
+	if !p.due(e.opts.CheckpointEvery, time.Now()) {
+		return nil
+	}
+	if e.inflight != nil && len(e.inflight) == 0 && !p.full() {
+		return e.failed
+	}
+	return e.checkpoint()
+}
+
+// full says the pending checkpoint has reached a bound: it must go now.
+func (p *pending) full() bool {
+	return len(p.dirty) >= maxDirty || len(p.timers) >= maxTimerWrites || p.batch.Len() >= maxBatchOps
+}
+
 func (p *pending) due(every time.Duration, now time.Time) bool {
 	switch {
 	case p.empty():
 		return false
-	case every <= 0, len(p.dirty) >= maxDirty, len(p.timers) >= maxTimerWrites, p.batch.Len() >= maxBatchOps:
+	case every <= 0, p.full():
 		return true
 	}
 	return !p.since.IsZero() && now.Sub(p.since) >= every

@@ -481,7 +481,7 @@ func (e *Engine) checkpointIfDue() error {
 	case e.pend.minDeadline <= e.now().UnixNano():
 		return e.flush()
 	case e.pend.due(e.opts.CheckpointEvery, now):
-		return e.checkpoint()
+		return e.checkpointIfReady()
 	}
 	// Let a finished checkpoint report its outcome.
 	if e.inflight != nil && len(e.inflight) > 0 {
