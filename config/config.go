@@ -30,6 +30,11 @@ const (
 
 	// MinDigestKeyLen is the shortest digest.key accepted, in bytes.
 	MinDigestKeyLen = 16
+
+	// DefaultRulesVersion is rules_version's default.
+	DefaultRulesVersion = "1"
+	// MaxRulesVersionLen bounds rules_version: it goes on every event.
+	MaxRulesVersionLen = 64
 )
 
 // DefaultAutoKinds are the divergence kinds repaired without approval in auto
@@ -39,6 +44,10 @@ func DefaultAutoKinds() []string { return []string{"missing", "lagging", "orphan
 
 // Config is the whole of recon.yaml.
 type Config struct {
+	// RulesVersion names the version of these rules for auditors: it is
+	// stamped on every event and audit record, and changing it is itself an
+	// audit record. Default "1".
+	RulesVersion   string         `yaml:"rules_version"`
 	Kafka          Kafka          `yaml:"kafka"`
 	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
 	State          State          `yaml:"state"`
@@ -205,6 +214,7 @@ func (c *Config) ApplyDefaults() {
 	if len(c.Kafka.Brokers) == 0 {
 		c.Kafka.Brokers = []string{DefaultBroker}
 	}
+	setDefault(&c.RulesVersion, DefaultRulesVersion)
 	setDefault(&c.Kafka.Group, DefaultGroup)
 	setDefault(&c.Kafka.ClientID, DefaultClientID)
 	if c.Kafka.MaxRecordBytes == 0 {

@@ -49,11 +49,12 @@ func TestGoodConfig(t *testing.T) {
 		t.Fatalf("good.yml: %v", err)
 	}
 	want := &Config{
-		Kafka:   Kafka{Brokers: []string{"127.0.0.1:9092"}, Group: "recon", ClientID: "recon", MaxRecordBytes: 1 << 20},
-		State:   State{Dir: "./recon-data"},
-		HTTP:    HTTP{Listen: "127.0.0.1:8080"},
-		Digest:  Digest{Key: testKey},
-		Outputs: Outputs{Divergences: "recon.divergences", Repairs: "recon.repairs", DLQ: "recon.dlq", Audit: "recon.audit", Format: "json"},
+		RulesVersion: "1",
+		Kafka:        Kafka{Brokers: []string{"127.0.0.1:9092"}, Group: "recon", ClientID: "recon", MaxRecordBytes: 1 << 20},
+		State:        State{Dir: "./recon-data"},
+		HTTP:         HTTP{Listen: "127.0.0.1:8080"},
+		Digest:       Digest{Key: testKey},
+		Outputs:      Outputs{Divergences: "recon.divergences", Repairs: "recon.repairs", DLQ: "recon.dlq", Audit: "recon.audit", Format: "json"},
 		Datasets: []Dataset{{
 			Name:   "orders",
 			Key:    []string{"id"},
@@ -111,6 +112,7 @@ datasets:
 		setting   string
 		got, want any
 	}{
+		{"rules_version", c.RulesVersion, "1"},
 		{"kafka.brokers", c.Kafka.Brokers, []string{"127.0.0.1:9092"}},
 		{"kafka.group", c.Kafka.Group, "recon"},
 		{"kafka.client_id", c.Kafka.ClientID, "recon"},
@@ -213,6 +215,7 @@ var badFiles = []struct {
 	{"wrong_shape", "line 4: datasets[0].key: want a list, got \"id\""},
 	{"not_an_int", "datasets[0].repair.max_per_minute: want an integer, got \"lots\""},
 	{"syntax", "yaml: did not find expected ',' or ']'"},
+	{"rules_version_space", `rules_version: "release 7": want printable characters without spaces`},
 	{"two_documents", "line 8: a second YAML document"},
 	{"no_datasets", "datasets: at least one dataset is required"},
 	{"dataset_name", `line 3: datasets[0].name: "Orders" must match ^[a-z0-9][a-z0-9_.-]*$`},

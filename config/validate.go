@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/recon-dev/recon/compare"
 )
@@ -67,6 +69,7 @@ func orList(xs []string) string {
 
 func (c *Config) problems() problems {
 	var p problems
+	validateRulesVersion(&p, c.RulesVersion)
 	c.Kafka.validate(&p)
 	if u := c.SchemaRegistry.URL; u != "" && !isHTTPURL(u) {
 		p.add("schema_registry.url", "want an http:// or https:// URL") // no echo: it may hold credentials
@@ -435,5 +438,18 @@ func (s *System) validateFoldedRename(p *problems, path string) {
 			p.add(rp, "%q is also the new name of a column, as %q, under compare.case_insensitive", t, prev)
 		}
 		to[strings.ToLower(t)] = t
+	}
+}
+
+// validateRulesVersion keeps rules_version printable: it is a label people
+// read in events, audit records and headers.
+func validateRulesVersion(p *problems, v string) {
+	switch {
+	case v == "":
+		p.add("rules_version", "must not be empty")
+	case len(v) > MaxRulesVersionLen:
+		p.add("rules_version", "at most %d bytes, got %d", MaxRulesVersionLen, len(v))
+	case strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 || !utf8.ValidString(v):
+		p.add("rules_version", "%q: want printable characters without spaces, e.g. 2026-12-05 or v3", v)
 	}
 }

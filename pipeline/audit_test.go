@@ -139,6 +139,7 @@ func readTopic(t *testing.T, addr, topic string) func() []*kgo.Record {
 func TestAuditLogEndToEnd(t *testing.T) {
 	h := newHarness(t, time.Second, "auto")
 	h.cfg.Outputs.Audit = "recon.audit"
+	h.cfg.RulesVersion = "2026-12-05"
 	mirror := readTopic(t, h.broker.Addr(), h.cfg.Outputs.Audit)
 	p, stop := h.start()
 	cfgHash := mustHash(t, h.cfg.Datasets[0])
@@ -146,11 +147,11 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	r := row{ID: 1, Amount: "12.50", Status: "new", Created: created}
 	h.source("c", 100, r)
 	divs := h.waitOutputs(h.cfg.Outputs.Divergences, 1)
-	if divs[0].Body["config_hash"] != cfgHash || divs[0].Body["rules_version"] != "1" {
-		t.Errorf("divergence event %v, want config_hash %s", divs[0].Body, cfgHash)
+	if divs[0].Body["config_hash"] != cfgHash || divs[0].Body["rules_version"] != "2026-12-05" {
+		t.Errorf("divergence event %v, want config_hash %s and rules_version 2026-12-05", divs[0].Body, cfgHash)
 	}
 	reps := h.waitOutputs(h.cfg.Outputs.Repairs, 1)
-	if reps[0].Body["config_hash"] != cfgHash {
+	if reps[0].Body["config_hash"] != cfgHash || reps[0].Body["rules_version"] != "2026-12-05" {
 		t.Errorf("repair event %v, want config_hash %s", reps[0].Body, cfgHash)
 	}
 	h.target("c", 1, 100, r) // the repair, applied
@@ -168,7 +169,7 @@ func TestAuditLogEndToEnd(t *testing.T) {
 		t.Fatalf("audit records %+v, want %v", recs, wantActions)
 	}
 	for i, rec := range recs {
-		if rec.Action != wantActions[i] || rec.ConfigHash != cfgHash || rec.RulesVersion != "1" || rec.Dataset != "orders" {
+		if rec.Action != wantActions[i] || rec.ConfigHash != cfgHash || rec.RulesVersion != "2026-12-05" || rec.Dataset != "orders" {
 			t.Errorf("record %d: %+v", i, rec)
 		}
 		if i > 0 && (rec.Key != "1" || rec.Target != "warehouse" || rec.DivergenceID != divs[0].Body["id"]) {

@@ -50,7 +50,8 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// ExtraKafka are appended to both clients' options (tests: fault hooks).
 	ExtraKafka []kgo.Opt
-	// RulesVersion is stamped on every event (default "1").
+	// RulesVersion is stamped on every event; default the config's
+	// rules_version.
 	RulesVersion string
 }
 
@@ -91,7 +92,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		opts.ShutdownTimeout = 10 * time.Second
 	}
 	if opts.RulesVersion == "" {
-		opts.RulesVersion = "1"
+		opts.RulesVersion = cfg.RulesVersion
+	}
+	if opts.RulesVersion == "" {
+		opts.RulesVersion = config.DefaultRulesVersion
 	}
 	p := &Pipeline{cfg: cfg, opts: opts, log: opts.Logger, registry: opts.Registry}
 	defer func() {
