@@ -183,3 +183,43 @@ func TestRejectAndRevertOverHTTP(t *testing.T) {
 		t.Errorf("audit verification %+v", v)
 	}
 }
+
+// Supersede on kfake: a repair waiting for approval is closed as superseded,
+// never published, when the target converges on its own; approving it then
+// is refused.
+func TestSupersedeOverHTTP(t *testing.T) {
+	h := newHarness(t, time.Second, "approve")
+	h.withTokens()
+	p, _ := h.start()
+	c := newAPIClient(t, p)
+
+	r := row{ID: 1, Amount: "1.00", Status: "new", Created: created}
+	h.source("c", 100, r)
+	id := c.pendingRepairs(1)[0].ID
+	h.target("c", 1, 100, r) // the replica catches up by itself
+	closed := c.repairState(id, state.RepairSuperseded)
+	if !strings.Contains(closed.Reason, "no longer needed") || !closed.PublishedAt.IsZero() {
+		t.Errorf("superseded repair: reason %q, published at %v", closed.Reason, closed.PublishedAt)
+	}
+	divs := h.waitOutputs(h.cfg.Outputs.Divergences, 2)
+	if divs[0].Body["event"] != "opened" || divs[1].Body["event"] != "resolved" {
+		t.Errorf("divergence events %v, %v", divs[0].Body, divs[1].Body)
+	}
+	c.fails("POST", "/api/v1/repairs/"+id+"/approve", approverSecret, nil, http.StatusConflict, "only a pending repair can be approved")
+	if evs := h.outputs(h.cfg.Outputs.Repairs); len(evs) != 0 {
+		t.Errorf("a superseded repair was published: %v", evs)
+	}
+	var page struct {
+		Items []state.AuditRecord `json:"items"`
+	}
+	c.ok("GET", "/api/v1/audit?since=0", viewerSecret, nil, &page)
+	var trail []string
+	for _, rec := range page.Items {
+		if rec.RepairID == id {
+			trail = append(trail, rec.Actor+":"+rec.Action)
+		}
+	}
+	if got := strings.Join(trail, " "); got != "recon:repair_planned recon:resolved recon:superseded" {
+		t.Errorf("audit trail of the repair: %s", got)
+	}
+}
