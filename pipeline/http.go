@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -77,12 +78,22 @@ func (p *Pipeline) handler(apiHandler http.Handler) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
+	// /healthz is liveness only: a recon whose broker is down is alive and
+	// must not be restarted for it. /readyz lists every readiness check, one
+	// a line, and answers 503 when any fails.
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !p.Ready() {
-			http.Error(w, "not ready: the consumer has not joined its group yet", http.StatusServiceUnavailable)
-			return
+		cs := p.Readiness()
+		var b strings.Builder
+		for _, c := range cs {
+			b.WriteString(c.String())
+			b.WriteByte('\n')
 		}
-		w.Write([]byte("ready\n"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if !cs.OK() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		w.Write([]byte(b.String()))
 	})
 	mux.Handle(api.Prefix, apiHandler)
 	return mux
