@@ -1,0 +1,412 @@
+package pipeline
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/recon-dev/recon/broker"
+	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/repair"
+	"github.com/recon-dev/recon/state"
+)
+
+// The broker-fault suite. Each test names the fault it injects, with kfake's
+// faults and controls or by stopping the broker, and proves that nothing was
+// lost: every verdict comes out once, with the id it must have, no false
+// one appears, and Kafka commits never run ahead of the state store.
+
+var outage = flag.Duration("fault.outage", 30*time.Second, "how long TestFaultBrokerGoneForAWhile keeps the broker down")
+
+const faultWindow = 500 * time.Millisecond
+
+// newFaultHarness is the harness with the blast-radius guard off (half the
+// keys of a fault test go missing on purpose) and bopts for the broker.
+func newFaultHarness(t *testing.T, bopts broker.Options) *harness {
+	t.Helper()
+	h := newHarnessOn(t, bopts, faultWindow, "auto", "debezium-json", "position")
+	off := 0.0
+	h.cfg.Datasets[0].Repair.MaxDivergentRatio = &off
+	return h
+}
+
+// faultOptions shortens the publisher's and the clients' waits so that a
+// fault plays out in seconds; produceTimeout bounds one publish attempt.
+func faultOptions(produceTimeout time.Duration) Options {
+	return Options{
+		Publisher: repair.PublisherOptions{
+			BreakerTimeout: 300 * time.Millisecond,
+			MaxBackoff:     100 * time.Millisecond,
+			Poll:           100 * time.Millisecond,
+			ProduceTimeout: produceTimeout,
+		},
+		// A refused produce is retried after a metadata refresh, which
+		// waits out the metadata's min age: the default 5s would make
+		// the producer take a minute to give up a chunk.
+		ExtraKafka: []kgo.Opt{
+			kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
+			kgo.MetadataMinAge(100 * time.Millisecond),
+		},
+	}
+}
+
+// faultBatch produces keys [from, to) on the source, and the even ones on
+// the target too, in sync; it returns the odd keys, missing on the target.
+func (h *harness) faultBatch(from, to int64) []int64 {
+	h.t.Helper()
+	var missing []int64
+	for id := from; id < to; id++ {
+		r := row{ID: id, Amount: fmt.Sprintf("%d.50", id), Status: "new", Created: created}
+		h.source("c", id*10, r)
+		if id%2 == 0 {
+			h.target("c", id, id*10, r)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
+// verdicts are the output events a test expects, by id: record key by id.
+type verdicts struct {
+	divs, reps map[string]string
+}
+
+// missingVerdicts are the divergence and repair recon must publish for keys
+// missing on the target: their ids are derived from content, so they are
+// known before recon runs.
+func missingVerdicts(keys ...[]int64) verdicts {
+	v := verdicts{divs: map[string]string{}, reps: map[string]string{}}
+	for _, ks := range keys {
+		for _, id := range ks {
+			key, lsn := strconv.FormatInt(id, 10), strconv.FormatInt(id*10, 10)
+			rk := "orders/warehouse/" + key
+			v.divs[repair.ID("divergence", "orders", "warehouse", key, "missing", lsn, "")] = rk
+			v.reps[repair.ID("orders", "warehouse", key, lsn, repair.ActionUpsert, compare.Digest{}.String())] = rk
+		}
+	}
+	return v
+}
+
+// settle waits until recon's outbox is empty and the reader has read every
+// record of the output topics: whatever recon published by then is in
+// h.outputs.
+func (h *harness) settle(p *Pipeline) {
+	h.t.Helper()
+	waitFor(h.t, 30*time.Second, "an empty outbox", func() bool { n, _ := p.Store().OutboxDepth(); return n == 0 })
+	adm := kadm.NewClient(h.prod)
+	topics := []string{h.cfg.Outputs.Divergences, h.cfg.Outputs.Repairs, h.cfg.Outputs.DLQ}
+	waitFor(h.t, 20*time.Second, "the reader to reach the outputs' ends", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ends, err := adm.ListEndOffsets(ctx, topics...)
+		if err != nil || ends.Error() != nil {
+			return false
+		}
+		read := true
+		ends.Each(func(o kadm.ListedOffset) { read = read && int64(len(h.outputs(o.Topic))) >= o.Offset })
+		return read
+	})
+}
+
+// expectExactly waits for want, lets everything published arrive, and
+// checks that the outputs are want exactly: every id once, no other event,
+// nothing in the DLQ.
+func (h *harness) expectExactly(p *Pipeline, want verdicts) {
+	h.t.Helper()
+	h.waitOutputs(h.cfg.Outputs.Divergences, len(want.divs))
+	h.waitOutputs(h.cfg.Outputs.Repairs, len(want.reps))
+	h.settle(p)
+	check := func(topic string, want map[string]string) {
+		h.t.Helper()
+		seen := map[string]int{}
+		for _, e := range h.outputs(topic) {
+			id, _ := e.Body["id"].(string)
+			seen[id]++
+			switch rk, ok := want[id]; {
+			case !ok:
+				h.t.Errorf("%s: unexpected event %s %v", topic, e.Key, e.Body)
+			case seen[id] > 1:
+				h.t.Errorf("%s: %s (%s) published %d times", topic, id, rk, seen[id])
+			case e.Key != rk || e.Headers["recon-id"] != id:
+				h.t.Errorf("%s: %s has key %s, header id %s; want key %s", topic, id, e.Key, e.Headers["recon-id"], rk)
+			}
+		}
+		for id, rk := range want {
+			if seen[id] == 0 {
+				h.t.Errorf("%s: %s (%s) lost", topic, id, rk)
+			}
+		}
+	}
+	check(h.cfg.Outputs.Divergences, want.divs)
+	check(h.cfg.Outputs.Repairs, want.reps)
+	if dlq := h.outputs(h.cfg.Outputs.DLQ); len(dlq) > 0 {
+		h.t.Errorf("%d records in the DLQ: %v", len(dlq), kindsOf(dlq))
+	}
+}
+
+// topicNamer names the topics of requests that carry topic ids rather than
+// names (newer Produce and OffsetCommit versions).
+func topicNamer(c *kfake.Cluster, topics ...string) func(name string, id [16]byte) string {
+	ids := map[[16]byte]string{}
+	for _, t := range topics {
+		if ti := c.TopicInfo(t); ti != nil {
+			ids[ti.TopicID] = t
+		}
+	}
+	return func(name string, id [16]byte) string {
+		if name != "" {
+			return name
+		}
+		return ids[id]
+	}
+}
+
+// commitWatch checks every offset commit of recon's group against the
+// offsets the state store holds at that moment: a commit may never run
+// ahead of what is durable, or a crash after it would skip records.
+type commitWatch struct {
+	mu      sync.Mutex
+	commits int
+	ahead   []string
+}
+
+// watchCommits installs the check on c; install it again on a restarted
+// broker. store must stay open while recon's group commits.
+func watchCommits(c *kfake.Cluster, group string, store *state.Store) *commitWatch {
+	w := &commitWatch{}
+	w.install(c, group, store)
+	return w
+}
+
+func (w *commitWatch) install(c *kfake.Cluster, group string, store *state.Store) {
+	name := topicNamer(c, srcTopic, tgtTopic)
+	c.ControlKey(int16(kmsg.OffsetCommit), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		req := kr.(*kmsg.OffsetCommitRequest)
+		if req.Group != group {
+			return nil, nil, false
+		}
+		stored, err := store.Offsets()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err != nil {
+			w.ahead = append(w.ahead, fmt.Sprintf("reading stored offsets: %v", err))
+			return nil, nil, false
+		}
+		for _, t := range req.Topics {
+			topic := name(t.Topic, t.TopicID)
+			for _, p := range t.Partitions {
+				w.commits++
+				if durable, ok := stored[topic][p.Partition]; p.Offset > 0 && (!ok || p.Offset > durable) {
+					w.ahead = append(w.ahead, fmt.Sprintf("%s[%d] committed at %d, durable up to %d", topic, p.Partition, p.Offset, durable))
+				}
+			}
+		}
+		return nil, nil, false // observe only: the broker answers as usual
+	})
+}
+
+func (w *commitWatch) check(t *testing.T) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.commits == 0 {
+		t.Error("no offset commit was observed")
+	}
+	for _, a := range w.ahead {
+		t.Errorf("commit ahead of the state store: %s", a)
+	}
+}
+
+// checkOffsets, once recon has stopped, checks that the offsets stored with
+// the state and the group's commits both stand at the end of every input:
+// all was read, made durable, and committed, nothing skipped.
+func (h *harness) checkOffsets() {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(h.prod)
+	ends, err := adm.ListEndOffsets(ctx, srcTopic, tgtTopic)
+	if err != nil {
+		h.t.Fatalf("listing input end offsets: %v", err)
+	}
+	committed, err := adm.FetchOffsets(ctx, h.cfg.Kafka.Group)
+	if err != nil {
+		h.t.Fatalf("fetching the group's offsets: %v", err)
+	}
+	st, err := state.Open(h.cfg.State.Dir, state.Options{})
+	if err != nil {
+		h.t.Fatalf("reopening the state: %v", err)
+	}
+	stored, err := st.Offsets()
+	st.Close()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if got := stored[o.Topic][o.Partition]; got != o.Offset {
+			h.t.Errorf("%s[%d]: state stores offset %d, the partition ends at %d", o.Topic, o.Partition, got, o.Offset)
+		}
+		c, ok := committed.Lookup(o.Topic, o.Partition)
+		if !ok || c.At != o.Offset {
+			h.t.Errorf("%s[%d]: group committed %v (found %v), the partition ends at %d", o.Topic, o.Partition, c.At, ok, o.Offset)
+		}
+	})
+}
+
+// readyz fetches /readyz: its status and body.
+func readyz(t *testing.T, p *Pipeline) (int, string) {
+	t.Helper()
+	return httpGet(t, p.URL()+"/readyz")
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// waitReadyz waits until /readyz answers status with a line starting with
+// each of lines, and returns the body.
+func waitReadyz(t *testing.T, p *Pipeline, status int, lines ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		code, body := readyz(t, p)
+		if code == status && hasLines(body, lines...) {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz answered %d:\n%swant %d with lines starting %q", code, body, status, lines)
+		}
+		<-tick.C
+	}
+}
+
+func hasLines(body string, prefixes ...string) bool {
+	lines := strings.Split(body, "\n")
+	for _, p := range prefixes {
+		found := false
+		for _, l := range lines {
+			found = found || strings.HasPrefix(l, p)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// holdProduces makes the broker sit on every produce to topics until the
+// returned release is called: a broker too slow to acknowledge. The held
+// requests are then answered as usual.
+func holdProduces(c *kfake.Cluster, topics ...string) (release func()) {
+	name := topicNamer(c, topics...)
+	want := map[string]bool{}
+	for _, t := range topics {
+		want[t] = true
+	}
+	ch := make(chan struct{})
+	var released atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		if released.Load() {
+			c.DropControl()
+			return nil, nil, false
+		}
+		for _, t := range kr.(*kmsg.ProduceRequest).Topics {
+			if want[name(t.Topic, t.TopicID)] {
+				c.SleepControl(func() { <-ch })
+				break
+			}
+		}
+		return nil, nil, false
+	})
+	var once sync.Once
+	return func() { once.Do(func() { released.Store(true); close(ch) }) }
+}
+
+// failProduces makes the broker refuse every produce to recon's outputs
+// with err until the handle is removed.
+func failProduces(h *harness, err *kerr.Error) *kfake.FaultHandle {
+	c := h.broker.Cluster()
+	return c.Fault(
+		kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: h.cfg.Outputs.Divergences, Err: err, Count: -1},
+		kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: h.cfg.Outputs.Repairs, Err: err, Count: -1},
+	)
+}
+
+func breakerState(t *testing.T, p *Pipeline) float64 {
+	return metricValue(t, p, "recon_breaker_state", nil)
+}
+
+// Produce errors: the broker refuses every produce to the output topics
+// (NOT_ENOUGH_REPLICAS, an ISR too small). The breaker opens, the verdicts
+// wait in the outbox and /readyz says so; when the broker recovers, the
+// breaker half-opens (held there by a slow first answer, so that the state
+// gauge is seen in each state), closes, and the outbox drains: every verdict
+// once, none lost.
+func TestFaultProduceErrors(t *testing.T) {
+	h := newFaultHarness(t, broker.Options{})
+	p, stop := h.startWith(faultOptions(5 * time.Second))
+	commits := watchCommits(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
+	refuse := failProduces(h, kerr.NotEnoughReplicas)
+
+	missing := h.faultBatch(1, 13)
+	want := missingVerdicts(missing)
+	held := len(want.divs) + len(want.reps)
+	waitFor(t, 20*time.Second, "the breaker to open", func() bool { return breakerState(t, p) == 2 })
+	waitFor(t, 20*time.Second, "every verdict in the outbox", func() bool {
+		return metricValue(t, p, "recon_outbox_records", nil) == float64(held)
+	})
+	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open since ", "ok kafka", "ok fetch",
+		fmt.Sprintf("ok outbox: %d records", held))
+	if !strings.Contains(body, "NOT_ENOUGH_REPLICAS") {
+		t.Errorf("/readyz should name the failure:\n%s", body)
+	}
+	if n := len(h.outputs(h.cfg.Outputs.Divergences)) + len(h.outputs(h.cfg.Outputs.Repairs)); n != 0 {
+		t.Fatalf("%d events got out through a broker refusing every produce", n)
+	}
+	if v := metricValue(t, p, "recon_publish_failures_total", nil); v < 3 {
+		t.Errorf("recon_publish_failures_total = %v, want at least the 3 that open the breaker", v)
+	}
+
+	// The broker recovers, slowly: the first produce is held until the
+	// half-open state has been seen.
+	release := holdProduces(h.broker.Cluster(), h.cfg.Outputs.Divergences, h.cfg.Outputs.Repairs)
+	defer release()
+	refuse.Remove()
+	waitFor(t, 20*time.Second, "the breaker to half-open", func() bool { return breakerState(t, p) == 1 })
+	waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: half-open since ")
+	release()
+	waitFor(t, 20*time.Second, "the breaker to close", func() bool { return breakerState(t, p) == 0 })
+	h.expectExactly(p, want)
+	waitReadyz(t, p, http.StatusOK, "ok breaker: closed", "ok outbox: 0 records")
+
+	stop()
+	commits.check(t)
+	h.checkOffsets()
+}
