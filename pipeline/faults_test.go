@@ -410,3 +410,103 @@ func TestFaultProduceErrors(t *testing.T) {
 	commits.check(t)
 	h.checkOffsets()
 }
+
+// Produce timeouts, a broker too slow to answer: every produce to the
+// outputs is held unanswered. Each publish attempt times out with its chunk
+// still in the producer's hands; the breaker opens and the outbox keeps
+// every verdict. Once the broker answers, the late chunk completes (and is
+// not sent again), the breaker half-opens and closes, and every verdict
+// comes out exactly once.
+func TestFaultProduceTimeoutSlowBroker(t *testing.T) {
+	h := newFaultHarness(t, broker.Options{})
+	p, stop := h.startWith(faultOptions(300 * time.Millisecond))
+	commits := watchCommits(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
+	release := holdProduces(h.broker.Cluster(), h.cfg.Outputs.Divergences, h.cfg.Outputs.Repairs)
+	defer release()
+
+	missing := h.faultBatch(1, 13)
+	want := missingVerdicts(missing)
+	held := len(want.divs) + len(want.reps)
+	waitFor(t, 20*time.Second, "the breaker to open", func() bool { return breakerState(t, p) == 2 })
+	waitFor(t, 20*time.Second, "every verdict in the outbox", func() bool {
+		return metricValue(t, p, "recon_outbox_records", nil) == float64(held)
+	})
+	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open since ", "ok kafka")
+	if !strings.Contains(body, "no acknowledgement within 300ms") {
+		t.Errorf("/readyz should say the broker did not answer:\n%s", body)
+	}
+	if n := len(h.outputs(h.cfg.Outputs.Divergences)) + len(h.outputs(h.cfg.Outputs.Repairs)); n != 0 {
+		t.Fatalf("%d events got out through a broker answering no produce", n)
+	}
+
+	release()
+	waitFor(t, 20*time.Second, "the breaker to close", func() bool { return breakerState(t, p) == 0 })
+	h.expectExactly(p, want)
+	waitReadyz(t, p, http.StatusOK, "ok breaker: closed")
+	stop()
+	commits.check(t)
+	h.checkOffsets()
+}
+
+// Produce timeouts after the append: the broker writes every produce to the
+// outputs but answers REQUEST_TIMED_OUT, so recon cannot know the records
+// are in. The producer keeps the chunk and retries it with the same
+// sequence numbers; the breaker opens and the outbox keeps the records even
+// though Kafka has some. When the broker answers again the retry is
+// recognized as a duplicate: every verdict is in Kafka exactly once.
+func TestFaultProduceTimeoutAfterAppend(t *testing.T) {
+	h := newFaultHarness(t, broker.Options{})
+	p, stop := h.startWith(faultOptions(300 * time.Millisecond))
+	commits := watchCommits(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
+	timeouts := failProduces(h, kerr.RequestTimedOut)
+
+	missing := h.faultBatch(1, 13)
+	want := missingVerdicts(missing)
+	held := len(want.divs) + len(want.reps)
+	waitFor(t, 20*time.Second, "the breaker to open", func() bool { return breakerState(t, p) == 2 })
+	waitFor(t, 20*time.Second, "every verdict in the outbox", func() bool {
+		return metricValue(t, p, "recon_outbox_records", nil) == float64(held)
+	})
+	waitFor(t, 20*time.Second, "the broker to hold a chunk it said timed out", func() bool {
+		return len(h.outputs(h.cfg.Outputs.Divergences))+len(h.outputs(h.cfg.Outputs.Repairs)) > 0
+	})
+	waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open since ")
+
+	timeouts.Remove()
+	waitFor(t, 20*time.Second, "the breaker to close", func() bool { return breakerState(t, p) == 0 })
+	h.expectExactly(p, want)
+	stop()
+	commits.check(t)
+	h.checkOffsets()
+}
+
+// Fetch errors: the broker fails every fetch of the target topic with
+// UNKNOWN_SERVER_ERROR while the source flows. The windows of every key
+// expire with the target unread, and wait: recon's own inability to read
+// must not look like a divergence. /readyz names the partition. Once fetches
+// succeed again, the verdicts are exactly those of the keys really missing.
+func TestFaultFetchErrors(t *testing.T) {
+	h := newFaultHarness(t, broker.Options{})
+	p, stop := h.startWith(faultOptions(2 * time.Second))
+	commits := watchCommits(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
+	fetchFails := h.broker.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: tgtTopic, Err: kerr.UnknownServerError, Count: -1})
+
+	missing := h.faultBatch(1, 13)
+	waitFor(t, 20*time.Second, "every window to expire and wait for the target", func() bool {
+		return metricValue(t, p, "recon_windows_waiting_watermark", nil) == 12
+	})
+	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail fetch: "+tgtTopic+"[0] failing since ", "ok kafka", "ok breaker")
+	if !strings.Contains(body, "UNKNOWN_SERVER_ERROR") {
+		t.Errorf("/readyz should name the fetch error:\n%s", body)
+	}
+	if n := len(h.outputs(h.cfg.Outputs.Divergences)); n != 0 {
+		t.Fatalf("%d divergences while the target could not be read", n)
+	}
+
+	fetchFails.Remove()
+	h.expectExactly(p, missingVerdicts(missing))
+	waitReadyz(t, p, http.StatusOK, "ok fetch")
+	stop()
+	commits.check(t)
+	h.checkOffsets()
+}
