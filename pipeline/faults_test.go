@@ -510,3 +510,112 @@ func TestFaultFetchErrors(t *testing.T) {
 	commits.check(t)
 	h.checkOffsets()
 }
+
+// moveCoordinator moves the group's coordinator to another node of c.
+func moveCoordinator(t *testing.T, c *kfake.Cluster, group string) {
+	t.Helper()
+	from := c.CoordinatorFor(group)
+	for range 64 {
+		c.RehashCoordinators()
+		if c.CoordinatorFor(group) != from {
+			return
+		}
+	}
+	t.Fatalf("the coordinator of %s stayed on node %d", group, from)
+}
+
+// joinGroup adds a second member to recon's group, subscribed to the same
+// inputs: the group rebalances, and the member may take recon's partitions
+// until it leaves. It never commits. leave makes it leave the group.
+func joinGroup(t *testing.T, h *harness) (leave func()) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker.Addr()),
+		kgo.ConsumerGroup(h.cfg.Kafka.Group), kgo.ConsumeTopics(srcTopic, tgtTopic),
+		kgo.Balancers(kgo.RangeBalancer()), kgo.DisableAutoCommit(),
+		kgo.ClientID("intruder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { // a member must poll for its client to take part in the group
+		defer close(done)
+		for ctx.Err() == nil {
+			cl.PollFetches(ctx)
+		}
+	}()
+	var once sync.Once
+	leave = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			cl.Close()
+		})
+	}
+	t.Cleanup(leave)
+	return leave
+}
+
+func waitGroup(t *testing.T, c *kfake.Cluster, group string, members int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.WaitGroupStable(ctx, group, members); err != nil {
+		t.Fatalf("waiting for group %s to be stable with %d members: %v", group, members, err)
+	}
+}
+
+// Coordinator moves and rebalances: with a second broker in the cluster,
+// the group's coordinator moves between them, partition leaders move, the
+// coordinator answers NOT_COORDINATOR to commits and heartbeats, and a
+// second member joins the group (taking partitions from recon or not) and
+// leaves it, each while changes flow. Every verdict comes out once; the
+// commits never run ahead of the state and end at the inputs' ends.
+func TestFaultCoordinatorMovesAndRebalances(t *testing.T) {
+	h := newFaultHarness(t, broker.Options{})
+	c := h.broker.Cluster()
+	if _, _, err := c.AddNode(-1, 0); err != nil {
+		t.Fatalf("adding a second broker: %v", err)
+	}
+	opts := faultOptions(2 * time.Second)
+	// Heartbeats often enough that the NOT_COORDINATOR ones come soon.
+	opts.ExtraKafka = append(opts.ExtraKafka, kgo.HeartbeatInterval(200*time.Millisecond))
+	p, stop := h.startWith(opts)
+	commits := watchCommits(c, h.cfg.Kafka.Group, p.Store())
+	group := h.cfg.Kafka.Group
+
+	var missing [][]int64
+	batch := func(from int64) {
+		missing = append(missing, h.faultBatch(from, from+6))
+	}
+	batch(1)
+	moveCoordinator(t, c, group)
+	c.ShufflePartitionLeaders()
+	batch(11)
+
+	notCoordinator := c.Fault(
+		kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Group: group, Err: kerr.NotCoordinator, Count: 2},
+		kfake.Fault{Keys: []kmsg.Key{kmsg.Heartbeat}, Group: group, Err: kerr.NotCoordinator, Count: 2},
+	)
+	moveCoordinator(t, c, group)
+	batch(21)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := notCoordinator.Wait(ctx, 4); err != nil {
+		t.Fatalf("NOT_COORDINATOR answered %d of 4 times: %v", notCoordinator.Hits(), err)
+	}
+
+	leave := joinGroup(t, h)
+	waitGroup(t, c, group, 2)
+	batch(31) // read by whichever member owns the partitions now
+	moveCoordinator(t, c, group)
+	leave()
+	waitGroup(t, c, group, 1)
+	batch(41)
+
+	h.expectExactly(p, missingVerdicts(missing...))
+	waitReadyz(t, p, http.StatusOK, "ok consumer: member of group "+group+", 2 partitions assigned")
+	stop()
+	commits.check(t)
+	h.checkOffsets()
+}
