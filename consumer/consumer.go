@@ -131,6 +131,7 @@ type Consumer struct {
 	// readiness. Kept apart from mu, which a revoke holds while it waits.
 	fetchMu   sync.Mutex
 	fetchErrs map[topicPartition]*FetchError
+	groupErr  *FetchError // the client's own errors (joining the group), no partition's
 }
 
 type topicPartition struct {
@@ -254,6 +255,27 @@ func (c *Consumer) FetchErrors(fresh time.Duration) []FetchError {
 	return out
 }
 
+// GroupError returns the error the client has been failing with since
+// Since while managing its group membership (joining, syncing), if it
+// failed within the last fresh. It clears once partitions are assigned or
+// records arrive.
+func (c *Consumer) GroupError(fresh time.Duration) (FetchError, bool) {
+	cutoff := c.progress.now().Add(-fresh)
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	if c.groupErr == nil || c.groupErr.Last.Before(cutoff) {
+		c.groupErr = nil
+		return FetchError{}, false
+	}
+	return *c.groupErr, true
+}
+
+func (c *Consumer) clearGroupError() {
+	c.fetchMu.Lock()
+	c.groupErr = nil
+	c.fetchMu.Unlock()
+}
+
 // noteFetches records the partitions a poll says failed, and forgets those
 // that delivered records.
 func (c *Consumer) noteFetches(fs kgo.Fetches) {
@@ -263,15 +285,24 @@ func (c *Consumer) noteFetches(fs kgo.Fetches) {
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		tp := topicPartition{p.Topic, p.Partition}
 		switch {
-		case p.Err != nil && !errors.Is(p.Err, context.Canceled):
+		case p.Err != nil && errors.Is(p.Err, context.Canceled):
+		case p.Err != nil && p.Topic == "":
+			// Not a partition's: the client reports its group
+			// management errors this way.
+			if c.groupErr == nil {
+				c.groupErr = &FetchError{Partition: -1, Since: now}
+			}
+			c.groupErr.Last, c.groupErr.Err = now, p.Err
+		case p.Err != nil:
 			fe := c.fetchErrs[tp]
 			if fe == nil {
 				fe = &FetchError{Topic: p.Topic, Partition: p.Partition, Since: now}
 				c.fetchErrs[tp] = fe
 			}
 			fe.Last, fe.Err = now, p.Err
-		case p.Err == nil && len(p.Records) > 0:
+		case len(p.Records) > 0:
 			delete(c.fetchErrs, tp)
+			c.groupErr = nil
 		}
 	})
 }
@@ -322,6 +353,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][
 		}
 	}
 	c.own(added)
+	c.clearGroupError()
 	c.joined.Store(true)
 	c.log.Info("partitions assigned", "partitions", added)
 }

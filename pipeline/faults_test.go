@@ -30,7 +30,7 @@ import (
 // lost: every verdict comes out once, with the id it must have, no false
 // one appears, and Kafka commits never run ahead of the state store.
 
-var outage = flag.Duration("fault.outage", 30*time.Second, "how long TestFaultBrokerGoneForAWhile keeps the broker down")
+var outage = flag.Duration("fault.outage", 30*time.Second, "how long TestFaultBrokerGone keeps the whole broker down")
 
 const faultWindow = 500 * time.Millisecond
 
@@ -382,7 +382,7 @@ func TestFaultProduceErrors(t *testing.T) {
 	waitFor(t, 20*time.Second, "every verdict in the outbox", func() bool {
 		return metricValue(t, p, "recon_outbox_records", nil) == float64(held)
 	})
-	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open since ", "ok kafka", "ok fetch",
+	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open, not closed since ", "ok kafka", "ok fetch",
 		fmt.Sprintf("ok outbox: %d records", held))
 	if !strings.Contains(body, "NOT_ENOUGH_REPLICAS") {
 		t.Errorf("/readyz should name the failure:\n%s", body)
@@ -400,7 +400,7 @@ func TestFaultProduceErrors(t *testing.T) {
 	defer release()
 	refuse.Remove()
 	waitFor(t, 20*time.Second, "the breaker to half-open", func() bool { return breakerState(t, p) == 1 })
-	waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: half-open since ")
+	waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: half-open (trying the brokers again), not closed since ")
 	release()
 	waitFor(t, 20*time.Second, "the breaker to close", func() bool { return breakerState(t, p) == 0 })
 	h.expectExactly(p, want)
@@ -431,7 +431,7 @@ func TestFaultProduceTimeoutSlowBroker(t *testing.T) {
 	waitFor(t, 20*time.Second, "every verdict in the outbox", func() bool {
 		return metricValue(t, p, "recon_outbox_records", nil) == float64(held)
 	})
-	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open since ", "ok kafka")
+	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open, not closed since ", "ok kafka")
 	if !strings.Contains(body, "no acknowledgement within 300ms") {
 		t.Errorf("/readyz should say the broker did not answer:\n%s", body)
 	}
@@ -470,7 +470,7 @@ func TestFaultProduceTimeoutAfterAppend(t *testing.T) {
 	waitFor(t, 20*time.Second, "the broker to hold a chunk it said timed out", func() bool {
 		return len(h.outputs(h.cfg.Outputs.Divergences))+len(h.outputs(h.cfg.Outputs.Repairs)) > 0
 	})
-	waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open since ")
+	waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open, not closed since ")
 
 	timeouts.Remove()
 	waitFor(t, 20*time.Second, "the breaker to close", func() bool { return breakerState(t, p) == 0 })
@@ -615,6 +615,130 @@ func TestFaultCoordinatorMovesAndRebalances(t *testing.T) {
 
 	h.expectExactly(p, missingVerdicts(missing...))
 	waitReadyz(t, p, http.StatusOK, "ok consumer: member of group "+group+", 2 partitions assigned")
+	stop()
+	commits.check(t)
+	h.checkOffsets()
+}
+
+// stopBroker closes the broker, which writes its data dir, and returns the
+// address to start it again on.
+func (h *harness) stopBroker() string {
+	h.t.Helper()
+	addr := h.broker.Addr()
+	if err := h.broker.Close(); err != nil {
+		h.t.Fatalf("closing the broker: %v", err)
+	}
+	return addr
+}
+
+// startBrokerAgain starts a broker on addr with the options of the first,
+// so on its data dir: the topics, records and group offsets carry over. The
+// clients, recon's and the harness's, find it on the same address.
+func (h *harness) startBrokerAgain(addr string) {
+	h.t.Helper()
+	opts := h.brokerOpts
+	opts.Listen = addr
+	b, err := broker.Start(opts)
+	if err != nil {
+		h.t.Fatalf("starting the broker again on %s: %v", addr, err)
+	}
+	h.t.Cleanup(func() { b.Close() })
+	h.broker = b
+}
+
+// A broker restart with its data dir: the broker stops (flushing its data
+// dir) and a new one starts on the same address and data dir. recon
+// reconnects and carries on: what it published before is kept, what comes
+// after is judged, every verdict once, offsets at the end.
+func TestFaultBrokerRestartWithDataDir(t *testing.T) {
+	h := newFaultHarness(t, broker.Options{DataDir: t.TempDir()})
+	p, stop := h.startWith(faultOptions(2 * time.Second))
+	commits := watchCommits(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
+
+	before := h.faultBatch(1, 13)
+	h.expectExactly(p, missingVerdicts(before))
+	h.startBrokerAgain(h.stopBroker())
+	commits.install(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
+
+	after := h.faultBatch(21, 33)
+	h.expectExactly(p, missingVerdicts(before, after))
+	waitReadyz(t, p, http.StatusOK, "ok kafka", "ok consumer")
+	stop()
+	commits.check(t)
+	h.checkOffsets()
+}
+
+// waitRead waits until the state store holds every input record produced so
+// far: recon has read and checkpointed them.
+func (h *harness) waitRead(p *Pipeline) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(h.prod).ListEndOffsets(ctx, srcTopic, tgtTopic)
+	if err != nil {
+		h.t.Fatalf("listing input end offsets: %v", err)
+	}
+	waitFor(h.t, 20*time.Second, "recon to read every input record", func() bool {
+		stored, err := p.Store().Offsets()
+		if err != nil {
+			return false
+		}
+		read := true
+		ends.Each(func(o kadm.ListedOffset) { read = read && stored[o.Topic][o.Partition] >= o.Offset })
+		return read
+	})
+}
+
+// The whole broker gone for a while (30s, -fault.outage): it is closed and
+// started again on the same address and data dir. When it goes, the outbox
+// holds verdicts the broker was refusing, and windows of changes already read
+// are about to expire. recon stays up through the outage, /readyz says the
+// broker is unreachable and the breaker open, nothing leaves the outbox
+// without being published; afterwards every verdict is delivered once,
+// including those whose windows expired while the broker was gone.
+func TestFaultBrokerGone(t *testing.T) {
+	h := newFaultHarness(t, broker.Options{DataDir: t.TempDir()})
+	p, stop := h.startWith(faultOptions(2 * time.Second))
+	commits := watchCommits(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
+
+	first := h.faultBatch(1, 7)
+	h.expectExactly(p, missingVerdicts(first))
+	failProduces(h, kerr.NotEnoughReplicas) // gone with this broker
+	second := h.faultBatch(11, 17)
+	held := 2 * len(second)
+	waitFor(t, 20*time.Second, "the second batch's verdicts held in the outbox", func() bool {
+		return breakerState(t, p) == 2 && metricValue(t, p, "recon_outbox_records", nil) == float64(held)
+	})
+	third := h.faultBatch(21, 27)
+	h.waitRead(p)
+
+	addr := h.stopBroker()
+	back := time.Now().Add(*outage)
+	t.Logf("broker at %s down for %v", addr, *outage)
+	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail kafka: "+addr+" unreachable since ", "fail breaker: ")
+	t.Logf("/readyz during the outage:\n%s", body)
+	tick := time.NewTicker(500 * time.Millisecond)
+	for time.Now().Before(back) {
+		<-tick.C
+		if code, _ := httpGet(t, p.URL()+"/healthz"); code != http.StatusOK {
+			t.Fatalf("/healthz answered %d during the outage: recon must stay alive", code)
+		}
+		var code int
+		if code, body = readyz(t, p); code != http.StatusServiceUnavailable || !hasLines(body, "fail kafka: ") {
+			t.Fatalf("/readyz during the outage answered %d:\n%s", code, body)
+		}
+		if n := metricValue(t, p, "recon_outbox_records", nil); n < float64(held) {
+			t.Fatalf("the outbox went down to %v records with the broker gone: %d were held", n, held)
+		}
+	}
+	tick.Stop()
+	t.Logf("/readyz at the end of the outage:\n%s", body)
+
+	h.startBrokerAgain(addr)
+	commits.install(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
+	fourth := h.faultBatch(31, 37)
+	h.expectExactly(p, missingVerdicts(first, second, third, fourth))
+	waitReadyz(t, p, http.StatusOK, "ok kafka", "ok breaker: closed", "ok consumer", "ok fetch")
 	stop()
 	commits.check(t)
 	h.checkOffsets()

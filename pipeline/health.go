@@ -76,11 +76,15 @@ func (p *Pipeline) Readiness() Checks {
 	if p.consumer == nil {
 		return append(cs, Check{Name: "consumer", Detail: "closed"})
 	}
-	if p.consumer.Joined() {
+	group := p.cfg.Kafka.Group
+	switch ge, failing := p.consumer.GroupError(healthFresh); {
+	case failing:
+		cs = append(cs, Check{Name: "consumer", Detail: fmt.Sprintf("group %s failing since %s: %v", group, stamp(ge.Since, now), ge.Err)})
+	case p.consumer.Joined():
 		cs = append(cs, Check{Name: "consumer", OK: true,
-			Detail: fmt.Sprintf("member of group %s, %d partitions assigned", p.cfg.Kafka.Group, p.consumer.Owned())})
-	} else {
-		cs = append(cs, Check{Name: "consumer", Detail: fmt.Sprintf("not a member of group %s yet: joining", p.cfg.Kafka.Group)})
+			Detail: fmt.Sprintf("member of group %s, %d partitions assigned", group, p.consumer.Owned())})
+	default:
+		cs = append(cs, Check{Name: "consumer", Detail: fmt.Sprintf("not a member of group %s yet: joining", group)})
 	}
 
 	if down := p.kafka.failing(now, healthFresh); len(down) > 0 {
@@ -106,9 +110,9 @@ func (p *Pipeline) Readiness() Checks {
 	case gobreaker.StateClosed:
 		cs = append(cs, Check{Name: "breaker", OK: true, Detail: "closed"})
 	default:
-		d := fmt.Sprintf("%s since %s", b.State, stamp(b.Since, now))
+		d := fmt.Sprintf("%s, not closed since %s", b.State, stamp(b.Since, now))
 		if b.State == gobreaker.StateHalfOpen {
-			d += ", trying the brokers again"
+			d = fmt.Sprintf("half-open (trying the brokers again), not closed since %s", stamp(b.Since, now))
 		}
 		if b.LastErr != nil {
 			d += ": " + b.LastErr.Error()

@@ -83,7 +83,7 @@ type Publisher struct {
 	// takes it.
 	health struct {
 		sync.Mutex
-		since   time.Time // when the breaker entered its current state; zero: closed since start
+		since   time.Time // when the breaker last closed, or last left closed; zero: closed since start
 		lastErr error     // the last failed attempt, nil once the breaker closes
 	}
 }
@@ -91,8 +91,9 @@ type Publisher struct {
 // BreakerStatus is the output breaker as readiness reports it.
 type BreakerStatus struct {
 	State gobreaker.State
-	// Since is when the breaker entered State; zero for a breaker closed
-	// since the publisher started.
+	// Since is, for a closed breaker, when it closed (zero: closed since
+	// the publisher started); otherwise when it last left the closed
+	// state, however often it went from open to half-open and back since.
 	Since time.Time
 	// LastErr is the last failed publish attempt since the breaker was
 	// last closed, or nil.
@@ -152,7 +153,11 @@ func NewPublisher(store *state.Store, client *kgo.Client, m *PublisherMetrics, l
 				m.breaker.Set(float64(to))
 			}
 			p.health.Lock()
-			p.health.since = time.Now()
+			// Open and half-open alternate while the brokers stay sick:
+			// what an operator needs is how long since it last worked.
+			if from == gobreaker.StateClosed || to == gobreaker.StateClosed {
+				p.health.since = time.Now()
+			}
 			if to == gobreaker.StateClosed {
 				p.health.lastErr = nil
 			}
