@@ -75,12 +75,13 @@ func apiTokens(cfg []config.HTTPToken) ([]api.Token, error) {
 func (p *Pipeline) handler(apiHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{Registry: p.registry}))
+	// /healthz is liveness only: a recon whose broker is down is alive and
+	// must not be restarted for it.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	// /healthz is liveness only: a recon whose broker is down is alive and
-	// must not be restarted for it. /readyz lists every readiness check, one
-	// a line, and answers 503 when any fails.
+	// /readyz lists every readiness check, one a line, and answers 503 when
+	// any fails.
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		cs := p.Readiness()
 		var b strings.Builder
