@@ -168,8 +168,9 @@ func (h *kafkaHealth) OnBrokerE2E(meta kgo.BrokerMetadata, _ int16, e2e kgo.Brok
 }
 
 func (h *kafkaHealth) note(meta kgo.BrokerMetadata, err error) {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
-		return // our own doing, not the broker's
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, net.ErrClosed) {
+		return // our own doing (a cancelled request, a connection the client closed), not the broker's
 	}
 	addr := net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))
 	now := h.now()

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"net"
 	"reflect"
 	"syscall"
 	"testing"
@@ -61,7 +62,7 @@ func TestKafkaHealth(t *testing.T) {
 		{"a failure nothing confirms for healthFresh is forgotten (a seed no longer asked)",
 			[]event{{0, "a", refused, true}}, healthFresh + time.Second, nil},
 		{"our own cancellations say nothing of the broker",
-			[]event{{0, "a", context.Canceled, false}, {0, "a", kgo.ErrClientClosed, false}}, time.Second, nil},
+			[]event{{0, "a", context.Canceled, false}, {0, "a", kgo.ErrClientClosed, false}, {0, "a", net.ErrClosed, false}}, time.Second, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var now time.Time
