@@ -1,7 +1,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test demo demo-avro bench lint fmt fuzz fuzz-short vet
+.PHONY: all build test demo demo-avro bench lint fmt fuzz fuzz-short vet faults
 
 all: build
 
@@ -28,6 +28,13 @@ demo-avro:
 
 bench:
 	$(GO) run ./cmd/recon bench
+
+# The broker-fault suite alone (pipeline/faults_test.go): about a minute with
+# the race detector, 30 s of it the broker outage; FAULT_OUTAGE=3s for a
+# quick pass.
+FAULT_OUTAGE ?= 30s
+faults:
+	$(GO) test -race -count=1 -run '^TestFault' ./pipeline/ -fault.outage=$(FAULT_OUTAGE)
 
 # Every fuzz target, as package/Name: go test -fuzz takes one per run. `make
 # fuzz` fails when a Fuzz function in the tree is missing here.

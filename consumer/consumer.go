@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,6 +126,27 @@ type Consumer struct {
 	drained  *sync.Cond
 	owned    map[string]map[int32]bool
 	inflight int
+
+	// fetchMu guards fetchErrs: the partitions whose fetches fail, for
+	// readiness. Kept apart from mu, which a revoke holds while it waits.
+	fetchMu   sync.Mutex
+	fetchErrs map[topicPartition]*FetchError
+	groupErr  *FetchError // the client's own errors (joining the group), no partition's
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// FetchError is a partition whose fetches have been failing since Since.
+// The client keeps retrying it; Last is the latest failure.
+type FetchError struct {
+	Topic     string
+	Partition int32
+	Since     time.Time
+	Last      time.Time
+	Err       error
 }
 
 // New builds the consumer's client; nothing is read until Run.
@@ -147,7 +170,7 @@ func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Consumer{routes: make(map[string]*Route), handler: h, progress: progress, opts: opts, log: opts.Logger,
-		owned: make(map[string]map[int32]bool)}
+		owned: make(map[string]map[int32]bool), fetchErrs: make(map[topicPartition]*FetchError)}
 	c.drained = sync.NewCond(&c.mu)
 	topics := make([]string, 0, len(opts.Routes))
 	for i := range opts.Routes {
@@ -192,8 +215,97 @@ func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
 	return c, nil
 }
 
-// Joined reports whether the consumer has joined its group.
+// Joined reports whether the consumer is a member of its group: it has
+// been assigned partitions and has not lost them since.
 func (c *Consumer) Joined() bool { return c.joined.Load() }
+
+// Owned is how many partitions this member owns.
+func (c *Consumer) Owned() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, parts := range c.owned {
+		n += len(parts)
+	}
+	return n
+}
+
+// FetchErrors returns the partitions whose fetches failed within the last
+// fresh, sorted. A partition leaves the list when it delivers records again,
+// or once its errors stop for fresh: an idle partition has no other way to
+// show that it recovered.
+func (c *Consumer) FetchErrors(fresh time.Duration) []FetchError {
+	cutoff := c.progress.now().Add(-fresh)
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	var out []FetchError
+	for tp, fe := range c.fetchErrs {
+		if fe.Last.Before(cutoff) {
+			delete(c.fetchErrs, tp)
+			continue
+		}
+		out = append(out, *fe)
+	}
+	slices.SortFunc(out, func(a, b FetchError) int {
+		if a.Topic != b.Topic {
+			return strings.Compare(a.Topic, b.Topic)
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return out
+}
+
+// GroupError returns the error the client has been failing with since
+// Since while managing its group membership (joining, syncing), if it
+// failed within the last fresh. It clears once partitions are assigned or
+// records arrive.
+func (c *Consumer) GroupError(fresh time.Duration) (FetchError, bool) {
+	cutoff := c.progress.now().Add(-fresh)
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	if c.groupErr == nil || c.groupErr.Last.Before(cutoff) {
+		c.groupErr = nil
+		return FetchError{}, false
+	}
+	return *c.groupErr, true
+}
+
+func (c *Consumer) clearGroupError() {
+	c.fetchMu.Lock()
+	c.groupErr = nil
+	c.fetchMu.Unlock()
+}
+
+// noteFetches records the partitions a poll says failed, and forgets those
+// that delivered records.
+func (c *Consumer) noteFetches(fs kgo.Fetches) {
+	now := c.progress.now()
+	c.fetchMu.Lock()
+	defer c.fetchMu.Unlock()
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		tp := topicPartition{p.Topic, p.Partition}
+		switch {
+		case p.Err != nil && errors.Is(p.Err, context.Canceled):
+		case p.Err != nil && p.Topic == "":
+			// Not a partition's: the client reports its group
+			// management errors this way.
+			if c.groupErr == nil {
+				c.groupErr = &FetchError{Partition: -1, Since: now}
+			}
+			c.groupErr.Last, c.groupErr.Err = now, p.Err
+		case p.Err != nil:
+			fe := c.fetchErrs[tp]
+			if fe == nil {
+				fe = &FetchError{Topic: p.Topic, Partition: p.Partition, Since: now}
+				c.fetchErrs[tp] = fe
+			}
+			fe.Last, fe.Err = now, p.Err
+		case len(p.Records) > 0:
+			delete(c.fetchErrs, tp)
+			c.groupErr = nil
+		}
+	})
+}
 
 // Client exposes the underlying client for pings and tests.
 func (c *Consumer) Client() *kgo.Client { return c.client }
@@ -241,6 +353,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][
 		}
 	}
 	c.own(added)
+	c.clearGroupError()
 	c.joined.Store(true)
 	c.log.Info("partitions assigned", "partitions", added)
 }
@@ -256,6 +369,10 @@ func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 }
 
 func (c *Consumer) lost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	// The group has moved on without this member (its session expired, or
+	// a fatal group error): it is no member until it is assigned again.
+	c.joined.Store(false)
+	c.log.Warn("partitions lost; rejoining the group", "partitions", lost)
 	c.disown(ctx, lost)
 }
 

@@ -84,6 +84,7 @@ func (c *Consumer) pollLoop(ctx context.Context, batches chan<- *polled) {
 				c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
+		c.noteFetches(fetches)
 		parts := c.claim(fetches)
 		if len(parts) == 0 {
 			continue

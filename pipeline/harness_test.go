@@ -26,10 +26,11 @@ const (
 )
 
 type harness struct {
-	t      *testing.T
-	broker *broker.Broker
-	cfg    *config.Config
-	prod   *kgo.Client
+	t          *testing.T
+	broker     *broker.Broker
+	brokerOpts broker.Options // what the broker was started with, for restarts
+	cfg        *config.Config
+	prod       *kgo.Client
 
 	mu     sync.Mutex
 	events []outEvent
@@ -50,7 +51,15 @@ func newHarness(t *testing.T, window time.Duration, mode string) *harness {
 // newHarnessWith lets the target's format and version vary.
 func newHarnessWith(t *testing.T, window time.Duration, mode, tgtFormat, tgtVersion string) *harness {
 	t.Helper()
-	b, err := broker.Start(broker.Options{Partitions: 1, Topics: []string{srcTopic, tgtTopic}})
+	return newHarnessOn(t, broker.Options{}, window, mode, tgtFormat, tgtVersion)
+}
+
+// newHarnessOn starts the broker with bopts (its partitions and topics are
+// the harness's), e.g. with a data dir so that it can be restarted.
+func newHarnessOn(t *testing.T, bopts broker.Options, window time.Duration, mode, tgtFormat, tgtVersion string) *harness {
+	t.Helper()
+	bopts.Partitions, bopts.Topics = 1, []string{srcTopic, tgtTopic}
+	b, err := broker.Start(bopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +89,7 @@ datasets:
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	h := &harness{t: t, broker: b, cfg: cfg, prod: prod}
+	h := &harness{t: t, broker: b, brokerOpts: bopts, cfg: cfg, prod: prod}
 	h.readOutputs()
 	return h
 }
@@ -88,8 +97,21 @@ datasets:
 // start runs recon until the returned stop is called (or the test ends).
 func (h *harness) start() (p *Pipeline, stop func()) {
 	h.t.Helper()
+	return h.startWith(Options{})
+}
+
+// startWith is start with opts; the harness's sweep tick and list interval
+// fill in what opts leaves zero.
+func (h *harness) startWith(opts Options) (p *Pipeline, stop func()) {
+	h.t.Helper()
+	if opts.SweepTick == 0 {
+		opts.SweepTick = 20 * time.Millisecond
+	}
+	if opts.ListInterval == 0 {
+		opts.ListInterval = 50 * time.Millisecond
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := New(ctx, h.cfg, Options{SweepTick: 20 * time.Millisecond, ListInterval: 50 * time.Millisecond})
+	p, err := New(ctx, h.cfg, opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -74,15 +75,26 @@ func apiTokens(cfg []config.HTTPToken) ([]api.Token, error) {
 func (p *Pipeline) handler(apiHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{Registry: p.registry}))
+	// /healthz is liveness only: a recon whose broker is down is alive and
+	// must not be restarted for it.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
+	// /readyz lists every readiness check, one a line, and answers 503 when
+	// any fails.
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !p.Ready() {
-			http.Error(w, "not ready: the consumer has not joined its group yet", http.StatusServiceUnavailable)
-			return
+		cs := p.Readiness()
+		var b strings.Builder
+		for _, c := range cs {
+			b.WriteString(c.String())
+			b.WriteByte('\n')
 		}
-		w.Write([]byte("ready\n"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if !cs.OK() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		w.Write([]byte(b.String()))
 	})
 	mux.Handle(api.Prefix, apiHandler)
 	return mux

@@ -53,6 +53,10 @@ type Options struct {
 	// RulesVersion is stamped on every event; default the config's
 	// rules_version.
 	RulesVersion string
+	// Publisher tunes the outbox publisher: its breaker timeout, produce
+	// timeout and backoff (tests shorten them). Its Encoder is ignored: the
+	// output format in the config decides it.
+	Publisher repair.PublisherOptions
 }
 
 // Pipeline is one running recon.
@@ -69,7 +73,8 @@ type Pipeline struct {
 	progress  *consumer.Progress
 	http      *http.Server
 	listener  net.Listener
-	httpTLS   bool // the listener serves TLS (http.tls)
+	httpTLS   bool         // the listener serves TLS (http.tls)
+	kafka     *kafkaHealth // whether the brokers answer, from both clients' hooks
 }
 
 // New opens the state store, builds the clients and checks that Kafka is
@@ -108,7 +113,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	if err != nil {
 		return nil, err
 	}
-	pubOpts := repair.PublisherOptions{}
+	pubOpts := opts.Publisher
+	pubOpts.Encoder = nil
 	if encoder != nil {
 		pubOpts.Encoder = encoder
 		opts.Now = millisClock(opts.Now)
@@ -118,6 +124,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	if err != nil {
 		return nil, err
 	}
+	p.kafka = newKafkaHealth(opts.Now)
+	kopts = append(kopts, kgo.WithHooks(p.kafka))
 	kopts = append(kopts, opts.ExtraKafka...)
 
 	p.store, err = state.Open(cfg.State.Dir, state.Options{Logger: opts.Logger.With("component", "badger"), AuditTopic: cfg.Outputs.Audit})
@@ -415,8 +423,8 @@ func (p *Pipeline) Addr() string {
 	return p.listener.Addr().String()
 }
 
-// Ready reports whether the state is open and the consumer joined its group.
-func (p *Pipeline) Ready() bool { return p.store != nil && p.consumer != nil && p.consumer.Joined() }
+// Ready reports whether every readiness check passes (see Readiness).
+func (p *Pipeline) Ready() bool { return p.Readiness().OK() }
 
 // Run runs every part until ctx is done or one fails, then shuts down in
 // order: stop consuming (the batch in hand finishes), stop the sweeper, flush

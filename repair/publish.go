@@ -77,6 +77,27 @@ type Publisher struct {
 	// pending is a chunk still in the producer's hands; only the publisher's
 	// goroutine touches it.
 	pending *attempt
+
+	// health is what readiness reports of the breaker. Its mutex is never
+	// held while calling into the breaker, whose state-change callback
+	// takes it.
+	health struct {
+		sync.Mutex
+		since   time.Time // when the breaker last closed, or last left closed; zero: closed since start
+		lastErr error     // the last failed attempt, nil once the breaker closes
+	}
+}
+
+// BreakerStatus is the output breaker as readiness reports it.
+type BreakerStatus struct {
+	State gobreaker.State
+	// Since is, for a closed breaker, when it closed (zero: closed since
+	// the publisher started); otherwise when it last left the closed
+	// state, however often it went from open to half-open and back since.
+	Since time.Time
+	// LastErr is the last failed publish attempt since the breaker was
+	// last closed, or nil.
+	LastErr error
 }
 
 // PublisherMetrics are the publisher's Prometheus metrics.
@@ -131,6 +152,16 @@ func NewPublisher(store *state.Store, client *kgo.Client, m *PublisherMetrics, l
 			if m != nil {
 				m.breaker.Set(float64(to))
 			}
+			p.health.Lock()
+			// Open and half-open alternate while the brokers stay sick:
+			// what an operator needs is how long since it last worked.
+			if from == gobreaker.StateClosed || to == gobreaker.StateClosed {
+				p.health.since = time.Now()
+			}
+			if to == gobreaker.StateClosed {
+				p.health.lastErr = nil
+			}
+			p.health.Unlock()
 		},
 	})
 	return p
@@ -146,6 +177,22 @@ func (p *Publisher) Notify() {
 
 // BreakerState is the breaker's state for readiness reports.
 func (p *Publisher) BreakerState() gobreaker.State { return p.cb.State() }
+
+// Breaker reports the breaker's state, since when, and the last failure
+// that counted against it.
+func (p *Publisher) Breaker() BreakerStatus {
+	st := p.cb.State() // first: an open breaker whose timeout passed turns half-open here
+	p.health.Lock()
+	defer p.health.Unlock()
+	return BreakerStatus{State: st, Since: p.health.since, LastErr: p.health.lastErr}
+}
+
+// failed remembers err as the last failed attempt, for readiness.
+func (p *Publisher) failed(err error) {
+	p.health.Lock()
+	p.health.lastErr = err
+	p.health.Unlock()
+}
 
 // Run drains the outbox until ctx is done.
 func (p *Publisher) Run(ctx context.Context) error {
@@ -221,6 +268,9 @@ func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
 			// Let the breaker learn how the late chunk ended.
 			att := p.pending
 			p.pending = nil
+			if att.err != nil {
+				p.failed(fmt.Errorf("a chunk acknowledged late failed: %w", att.err))
+			}
 			if _, err := p.cb.Execute(func() (struct{}, error) { return struct{}{}, att.err }); err != nil {
 				return 0, err
 			}
@@ -262,10 +312,14 @@ func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
 		}
 	})
 	if err != nil {
-		if p.metrics != nil && !errors.Is(err, gobreaker.ErrOpenState) {
-			p.metrics.failures.Inc()
+		err = fmt.Errorf("producing %d outbox records: %w", len(recs), err)
+		if !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+			if p.metrics != nil {
+				p.metrics.failures.Inc()
+			}
+			p.failed(err)
 		}
-		return 0, fmt.Errorf("producing %d outbox records: %w", len(recs), err)
+		return 0, err
 	}
 	return len(recs), nil
 }
@@ -280,7 +334,12 @@ func (p *Publisher) probe(ctx context.Context) error {
 	_, err := p.cb.Execute(func() (struct{}, error) {
 		pctx, cancel := context.WithTimeout(ctx, p.opts.ProduceTimeout)
 		defer cancel()
-		return struct{}{}, p.client.Ping(pctx)
+		if err := p.client.Ping(pctx); err != nil {
+			err = fmt.Errorf("probing the brokers: %w", err)
+			p.failed(err)
+			return struct{}{}, err
+		}
+		return struct{}{}, nil
 	})
 	return err
 }

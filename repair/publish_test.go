@@ -70,9 +70,23 @@ func TestPublisherKeepsOutboxThroughBrokerFailures(t *testing.T) {
 	if n, _ := store.OutboxDepth(); n != 10 {
 		t.Fatalf("outbox has %d records while the broker fails, want all 10", n)
 	}
+	// Readiness is told since when the breaker has not been closed, and why.
+	opened := p.Breaker()
+	if opened.Since.IsZero() || opened.LastErr == nil {
+		t.Fatalf("breaker status %+v: want since when it opened and the last failure", opened)
+	}
+	waitFor(t, 10*time.Second, "the breaker to half-open and open again", func() bool {
+		return p.Breaker().State.String() == "half-open"
+	})
+	if b := p.Breaker(); !b.Since.Equal(opened.Since) {
+		t.Errorf("going from open to half-open moved since from %v to %v: it is when the breaker left closed", opened.Since, b.Since)
+	}
 	fault.Remove()
 	waitFor(t, 10*time.Second, "the outbox to drain", func() bool { n, _ := store.OutboxDepth(); return n == 0 })
 	waitFor(t, 10*time.Second, "the breaker to close again", func() bool { return p.BreakerState().String() == "closed" })
+	if b := p.Breaker(); b.LastErr != nil || !b.Since.After(opened.Since) {
+		t.Errorf("closed breaker status %+v: want no error, closed since after it opened (%v)", b, opened.Since)
+	}
 
 	rd, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
