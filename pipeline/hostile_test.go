@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recon-dev/recon/broker"
@@ -628,4 +629,59 @@ func consume(t *testing.T, addr, topic string, fn func(*kgo.Record)) {
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+}
+
+// TestDLQCopyCutToFitTopic: a record larger than the DLQ topic's
+// max.message.bytes is cut to fit, with recon-truncated and
+// recon-original-size, so that the broker takes it and the outbox keeps
+// flowing: a divergence written after it is published.
+func TestDLQCopyCutToFitTopic(t *testing.T) {
+	h := newHarness(t, 200*time.Millisecond, "off")
+	ctx := context.Background()
+	adm := kadm.NewClient(h.prod)
+	const topicMax = 64 << 10
+	limit := strconv.Itoa(topicMax)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, h.cfg.Outputs.DLQ); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		t.Fatal(err)
+	}
+	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: &limit}}, h.cfg.Outputs.DLQ)
+	if err == nil {
+		_, err = resp.On(h.cfg.Outputs.DLQ, nil)
+	}
+	if err != nil {
+		t.Fatalf("setting the DLQ topic's max.message.bytes: %v", err)
+	}
+	h.start()
+
+	// Random letters: the producer compresses batches, and the broker
+	// measures them compressed.
+	rng := rand.New(rand.NewPCG(1, 2))
+	letters := make([]byte, 200<<10)
+	for i := range letters {
+		letters[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[rng.IntN(64)]
+	}
+	garbage := string(letters)
+	h.produce(srcTopic, `{"id":1}`, garbage)
+	h.source("c", 100, row{ID: 2, Amount: "1.00", Status: "new", Created: created}) // missing in the target
+
+	dlq := h.waitOutputs(h.cfg.Outputs.DLQ, 1)
+	d := dlq[0]
+	raw, _ := d.Body["raw"].(string)
+	size := len(d.Key) + len(raw)
+	for k, v := range d.Headers {
+		size += len(k) + len(v)
+	}
+	if d.Headers["recon-truncated"] != "true" || d.Headers["recon-original-size"] != strconv.Itoa(len(`{"id":1}`)+len(garbage)) {
+		t.Errorf("DLQ copy headers %v: want recon-truncated and recon-original-size", d.Headers)
+	}
+	if size > topicMax || !strings.HasPrefix(garbage, raw) || len(raw) < topicMax/2 {
+		t.Errorf("DLQ copy of %d bytes (value %d): want a prefix of the record under %d bytes", size, len(raw), topicMax)
+	}
+	if d.Key != `{"id":1}` || !strings.HasPrefix(d.Headers["recon-error"], consumer.ReasonMalformed+":") {
+		t.Errorf("DLQ copy key %q, recon-error %q", d.Key, d.Headers["recon-error"])
+	}
+	divs := h.waitOutputs(h.cfg.Outputs.Divergences, 1)
+	if divs[0].Key != "orders/warehouse/2" || divs[0].Headers["recon-kind"] != "missing" {
+		t.Errorf("divergence %s %v, want key 2 missing", divs[0].Key, divs[0].Headers)
+	}
 }
