@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"bytes"
+	"errors"
 	"unicode/utf8"
 )
 
@@ -61,6 +62,11 @@ func checkJSONAt(what string, b []byte, depth, off int) *DecodeError {
 	}
 	return nil
 }
+
+// errInvalidUTF8 marks an Avro string that is not UTF-8, which the Avro
+// spec requires; Avro decoders do not check it. Refused for the reasons
+// checkJSON gives.
+var errInvalidUTF8 = errors.New("string is not UTF-8")
 
 // stringEnd is the index of the quote that closes the string whose text
 // starts at b[i], or len(b). It jumps from quote to quote (IndexByte is
