@@ -3,10 +3,12 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -14,22 +16,40 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkedin/goavro/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/recon-dev/recon/broker"
 	"github.com/recon-dev/recon/compare"
 	"github.com/recon-dev/recon/config"
 	"github.com/recon-dev/recon/consumer"
+	"github.com/recon-dev/recon/schemas"
 )
 
 const (
 	hostileSrc = "hostile.src"
 	hostileTgt = "hostile.tgt"
+	// The second dataset: a debezium-avro source against flat JSON.
+	hostileAvSrc = "hostile.avsrc"
+	hostileAvTgt = "hostile.avtgt"
 )
+
+// hostileCommitTime is the source.ts_ms of every change the test writes.
+var hostileCommitTime = time.UnixMilli(1718454600123)
+
+// hostileAvroSchema is the avro source's envelope as AvroConverter writes it.
+const hostileAvroSchema = `{"type":"record","name":"Envelope","namespace":"hostile","fields":[` +
+	`{"name":"before","type":["null",{"type":"record","name":"Value","fields":[{"name":"id","type":"long"},` +
+	`{"name":"status","type":["null","string"],"default":null},{"name":"note","type":["null","string"],"default":null}]}],"default":null},` +
+	`{"name":"after","type":["null","Value"],"default":null},` +
+	`{"name":"source","type":{"type":"record","name":"Source","fields":[{"name":"connector","type":"string"},` +
+	`{"name":"ts_ms","type":"long"},{"name":"lsn","type":["null","long"],"default":null}]}},` +
+	`{"name":"op","type":"string"},{"name":"ts_ms","type":["null","long"],"default":null}]}`
 
 // hostileSize is how many bad records TestHostileInput feeds: 100,000, or
 // 10,000 with -short; RECON_HOSTILE_RECORDS sets any other size.
@@ -101,6 +121,64 @@ type hostileGen struct {
 	rng     *rand.Rand
 	oracles map[string]hostileOracle // by topic
 	lsn     int64
+	avID    int // the avro source's schema id
+	avCodec *goavro.Codec
+}
+
+// avValue is a Debezium Avro change of the avro source in the wire format.
+func (g *hostileGen) avValue(op string, id int64, status string) []byte {
+	g.lsn += 8
+	row := map[string]any{"id": id, "status": goavro.Union("string", status), "note": nil}
+	native := map[string]any{"before": nil, "after": goavro.Union("hostile.Value", row),
+		"source": map[string]any{"connector": "postgresql", "ts_ms": int64(1718454600123), "lsn": goavro.Union("long", g.lsn)},
+		"op":     op, "ts_ms": nil}
+	b, err := g.avCodec.BinaryFromNative(binary.BigEndian.AppendUint32([]byte{0}, uint32(g.avID)), native)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// nextAvro returns a bad record of the avro source, or nil when the
+// mutation it tried left a good one.
+func (g *hostileGen) nextAvro() *bad {
+	id := int64(1_000_000 + g.rng.IntN(1000))
+	key, good := idKey(id), g.avValue("c", id, "new")
+	var value []byte
+	var class, want string
+	switch c := g.rng.IntN(100); {
+	case c < 10:
+		class, want, value = "JSON on an Avro topic", consumer.ReasonBadMagic, tgtValue(id, "new", "n")
+	case c < 15:
+		class, want, value = "header cut", consumer.ReasonBadMagic, good[:1+g.rng.IntN(4)]
+	case c < 20:
+		class, want, value = "unknown schema id", consumer.ReasonUnknownSchemaID, append([]byte{0, 0, 0, 0x7f, byte(g.rng.IntN(256))}, good[5:]...)
+	case c < 40:
+		class, value = "truncated avro", good[:5+g.rng.IntN(len(good)-5)]
+	case c < 60:
+		class, value = "bit-flipped avro", bytes.Clone(good)
+		for range 1 + g.rng.IntN(3) {
+			i := 5 + g.rng.IntN(len(value)-5)
+			value[i] ^= 1 << g.rng.IntN(8)
+		}
+	case c < 70:
+		class, value = "random avro body", append(bytes.Clone(good[:5]), g.bytes(1+g.rng.IntN(64))...)
+	case c < 80:
+		class, want, value = "invalid UTF-8 avro string", consumer.ReasonInvalidUTF8, g.avValue("u", id, "p\xff\xfed")
+	case c < 90:
+		class, want, value = "unknown avro op", consumer.ReasonUnknownOp, g.avValue("insert", id, "new")
+	default:
+		class, want, key = "missing avro key", consumer.ReasonMissingKey, []byte(`{"uuid":"x"}`)
+		value = good
+	}
+	got := g.oracles[hostileAvSrc].reason(key, value)
+	switch {
+	case want != "" && got != want:
+		panic(fmt.Sprintf("generator: %s record %q refused as %q, want %q", class, value, got, want))
+	case got == "" || got == "skip":
+		return nil
+	}
+	return &bad{class: class, reason: got, rec: &kgo.Record{Topic: hostileAvSrc, Key: key, Value: value}}
 }
 
 func (g *hostileGen) srcValue(op string, id int64, status, note string) []byte {
@@ -131,8 +209,14 @@ type bad struct {
 func (g *hostileGen) next() bad {
 	for {
 		topic := hostileSrc
-		if g.rng.IntN(2) == 0 {
+		switch g.rng.IntN(10) {
+		case 0, 1, 2, 3:
 			topic = hostileTgt
+		case 4, 5:
+			if bd := g.nextAvro(); bd != nil {
+				return *bd
+			}
+			continue
 		}
 		id := int64(1_000_000 + g.rng.IntN(1000)) // keys no good record uses
 		good := tgtValue(id, "new", "n")
@@ -223,12 +307,25 @@ func nestedArrays(n int) string { return strings.Repeat("[", n) + strings.Repeat
 // judged exactly: the seven injected divergences, and no other.
 func TestHostileInput(t *testing.T) {
 	nBad := hostileSize(t)
-	b, err := broker.Start(broker.Options{Partitions: 4})
+	b, err := broker.Start(broker.Options{Partitions: 4, SchemaRegistry: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
 	ctx := context.Background()
+	g := &hostileGen{rng: rand.New(rand.NewPCG(5, 42)), oracles: map[string]hostileOracle{}}
+	srcl, err := sr.NewClient(sr.URLs(b.SchemaRegistryURL()), sr.HTTPClient(&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := srcl.CreateSchema(ctx, hostileAvSrc+"-value", sr.Schema{Schema: hostileAvroSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.avCodec, err = goavro.NewCodec(hostileAvroSchema); err != nil {
+		t.Fatal(err)
+	}
+	g.avID = ss.ID
 	prod, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ProducerBatchMaxBytes(4<<20),
 		kgo.ProducerLinger(20*time.Millisecond), kgo.MaxBufferedRecords(1<<20), kgo.MaxBufferedBytes(1<<30))
 	if err != nil {
@@ -237,12 +334,14 @@ func TestHostileInput(t *testing.T) {
 	t.Cleanup(prod.Close)
 	// The inputs take records over 1 MiB, as a topic raised for big rows does.
 	maxMsg := strconv.Itoa(8 << 20)
-	if _, err := kadm.NewClient(prod).CreateTopics(ctx, 4, 1, map[string]*string{"max.message.bytes": &maxMsg}, hostileSrc, hostileTgt); err != nil {
+	if _, err := kadm.NewClient(prod).CreateTopics(ctx, 4, 1, map[string]*string{"max.message.bytes": &maxMsg},
+		hostileSrc, hostileTgt, hostileAvSrc, hostileAvTgt); err != nil {
 		t.Fatal(err)
 	}
 
 	cfg, err := config.Parse(fmt.Appendf(nil, `
 kafka: {brokers: [%s], group: recon-hostile}
+schema_registry: {url: %s}
 state: {dir: %s}
 http: {listen: "127.0.0.1:0"}
 digest: {key: "test-digest-key-0123456789"}
@@ -254,27 +353,40 @@ datasets:
     targets:
       - {name: replica, topic: %s, format: flat-json, version: offset}
     repair: {mode: "off"}
-`, b.Addr(), t.TempDir(), hostileSrc, hostileTgt), func(string) (string, bool) { return "", false })
+  - name: orders_avro
+    key: [id]
+    window: 1s
+    source: {name: pgavro, topic: %s, format: debezium-avro, version: lsn}
+    targets:
+      - {name: replica2, topic: %s, format: flat-json, version: offset}
+    repair: {mode: "off"}
+`, b.Addr(), b.SchemaRegistryURL(), t.TempDir(), hostileSrc, hostileTgt, hostileAvSrc, hostileAvTgt), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &hostileGen{rng: rand.New(rand.NewPCG(5, 42)), oracles: map[string]hostileOracle{}}
-	d := cfg.Datasets[0]
-	for _, s := range []config.System{d.Source, d.Targets[0]} {
-		dec, err := SystemDecoder(s, nil)
-		if err != nil {
-			t.Fatal(err)
+	reg, err := schemas.NewRegistry(b.SchemaRegistryURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range cfg.Datasets {
+		for _, s := range []config.System{d.Source, d.Targets[0]} {
+			dec, err := SystemDecoder(s, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rules, err := SystemRules(d, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.oracles[s.Topic] = hostileOracle{dec: dec, rules: rules}
 		}
-		rules, err := SystemRules(d, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g.oracles[s.Topic] = hostileOracle{dec: dec, rules: rules}
 	}
 
 	// Good records, in order per key; the injected divergences (keys 1-7)
 	// and rows with 900 KiB columns (keys 10-12) among them.
-	want := map[string]string{"1": "missing", "2": "missing", "3": "missing", "4": "conflict", "5": "conflict", "6": "orphan", "7": "lagging"}
+	want := map[string]string{"orders/replica/1": "missing", "orders/replica/2": "missing", "orders/replica/3": "missing",
+		"orders/replica/4": "conflict", "orders/replica/5": "conflict", "orders/replica/6": "orphan", "orders/replica/7": "lagging",
+		"orders_avro/replica2/1": "missing", "orders_avro/replica2/2": "conflict"}
 	var good []*kgo.Record
 	src := func(op string, id int64, status, note string) {
 		good = append(good, &kgo.Record{Topic: hostileSrc, Key: idKey(id), Value: g.srcValue(op, id, status, note)})
@@ -300,6 +412,14 @@ datasets:
 	for id := int64(10); id <= 12; id++ {
 		src("c", id, "new", huge)
 		tgt(id, "new", huge)
+	}
+	// The avro dataset: key 1 missing, key 2 conflicting, the rest in sync.
+	good = append(good, &kgo.Record{Topic: hostileAvSrc, Key: idKey(1), Value: g.avValue("c", 1, "new")},
+		&kgo.Record{Topic: hostileAvSrc, Key: idKey(2), Value: g.avValue("c", 2, "new")},
+		&kgo.Record{Topic: hostileAvTgt, Key: idKey(2), Value: []byte(`{"id":2,"status":"lost","note":null}`)})
+	for id := int64(100); id < int64(100+max(50, nBad/200)); id++ {
+		good = append(good, &kgo.Record{Topic: hostileAvSrc, Key: idKey(id), Value: g.avValue("c", id, "new")},
+			&kgo.Record{Topic: hostileAvTgt, Key: idKey(id), Value: fmt.Appendf(nil, `{"id":%d,"status":"new","note":null}`, id)})
 	}
 	nKeys := max(200, nBad/20)
 	for id := int64(100); id < int64(100+nKeys); id++ {
@@ -339,6 +459,15 @@ datasets:
 	}
 	all = append(all, good[gi:]...)
 
+	// Every record carries the source's commit time as its timestamp, as a
+	// connector stamps it: the watermark rule also counts a target
+	// partition as read far enough once its newest record is a window newer
+	// than the source change, and records stamped now against changes made
+	// in 2024 would be years newer, firing windows before the target's
+	// copies are read.
+	for _, r := range all {
+		r.Timestamp = hostileCommitTime
+	}
 	start := time.Now()
 	produceAll(t, prod, all)
 	t.Logf("produced %d records (%d bad, %d good, %d empty values) in %v", len(all), len(bads), len(good), empties, time.Since(start))
@@ -352,9 +481,9 @@ datasets:
 
 	dlq := readDLQ(t, b.Addr(), cfg.Outputs.DLQ)
 	divs := readEvents(t, b.Addr(), cfg.Outputs.Divergences)
-	reg := prometheus.NewRegistry()
+	metrics := prometheus.NewRegistry()
 	runCtx, cancel := context.WithCancel(ctx)
-	p, err := New(runCtx, cfg, Options{Registry: reg, SweepTick: 20 * time.Millisecond, ListInterval: 50 * time.Millisecond})
+	p, err := New(runCtx, cfg, Options{Registry: metrics, SweepTick: 20 * time.Millisecond, ListInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,9 +507,9 @@ datasets:
 
 	// A marker whose window expires after every other: once its verdict is
 	// out, every window opened by the records above has been judged.
-	marker := &kgo.Record{Topic: hostileSrc, Key: idKey(99_999), Value: g.srcValue("c", 99_999, "new", "n")}
+	marker := &kgo.Record{Topic: hostileSrc, Key: idKey(99_999), Value: g.srcValue("c", 99_999, "new", "n"), Timestamp: hostileCommitTime}
 	produceAll(t, prod, []*kgo.Record{marker})
-	want["99999"] = "missing"
+	want["orders/replica/99999"] = "missing"
 	waitFor(t, 2*time.Minute, "the marker's divergence", func() bool {
 		for _, e := range divs.events() {
 			if strings.HasSuffix(e.Key, "/99999") {
@@ -419,14 +548,17 @@ datasets:
 	}
 	t.Logf("DLQ records by reason: %v", byReason)
 
-	// The metric counts them by reason, over both systems.
+	// The metric counts them by reason, over every system.
 	for _, reason := range consumer.Reasons() {
-		n := testutil.ToFloat64(dlqMetric(t, reg, "pg", reason)) + testutil.ToFloat64(dlqMetric(t, reg, "replica", reason))
+		n := 0.0
+		for _, ds := range [][2]string{{"orders", "pg"}, {"orders", "replica"}, {"orders_avro", "pgavro"}, {"orders_avro", "replica2"}} {
+			n += testutil.ToFloat64(dlqMetric(t, metrics, ds[0], ds[1], reason))
+		}
 		if int(n) != byReason[reason] {
 			t.Errorf("recon_dlq_records_total{reason=%q} = %v, want %d", reason, n, byReason[reason])
 		}
 	}
-	tombstones := testutil.ToFloat64(skippedMetric(t, reg, "pg", "tombstone"))
+	tombstones := testutil.ToFloat64(skippedMetric(t, metrics, "pg", "tombstone"))
 	if int(tombstones) != empties+1 { // and the one after key 6's delete
 		t.Errorf("tombstones skipped = %v, want %d", tombstones, empties+1)
 	}
@@ -439,8 +571,7 @@ datasets:
 			t.Errorf("unexpected divergence event %v %s", e.Body["event"], e.Key)
 			continue
 		}
-		k := strings.TrimPrefix(e.Key, "orders/replica/")
-		opened[k] = append(opened[k], e.Headers["recon-kind"])
+		opened[e.Key] = append(opened[e.Key], e.Headers["recon-kind"])
 	}
 	for k, kind := range want {
 		if got := opened[k]; len(got) != 1 || got[0] != kind {
@@ -479,8 +610,8 @@ func produceAll(t *testing.T, cl *kgo.Client, recs []*kgo.Record) {
 	}
 }
 
-func dlqMetric(t *testing.T, reg *prometheus.Registry, system, reason string) prometheus.Collector {
-	return metricWith(t, reg, "recon_dlq_records_total", map[string]string{"dataset": "orders", "system": system, "reason": reason})
+func dlqMetric(t *testing.T, reg *prometheus.Registry, dataset, system, reason string) prometheus.Collector {
+	return metricWith(t, reg, "recon_dlq_records_total", map[string]string{"dataset": dataset, "system": system, "reason": reason})
 }
 
 func skippedMetric(t *testing.T, reg *prometheus.Registry, system, kind string) prometheus.Collector {
