@@ -3,12 +3,15 @@ package consumer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -269,5 +272,63 @@ func BenchmarkCheckJSON(b *testing.B) {
 				_ = checkJSON("value", bc.value)
 			}
 		})
+	}
+}
+
+// FuzzCheckJSON checks the pre-scan against references: it refuses as
+// invalid_utf8 exactly what utf8.Valid refuses, at the first bad byte; on
+// valid JSON it refuses as too_deeply_nested exactly what nests deeper than
+// maxJSONDepth by encoding/json's tokens; and a wrapped value's payload,
+// checked alone by checkWrapped, gets the same verdict and offset as the
+// whole value.
+func FuzzCheckJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,{"b":"[["}]}`, nested(maxJSONDepth), nested(maxJSONDepth + 1), "{\"s\":\"\xff\"}", `"\\\"["`, `[[["\\"]]]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		derr := checkJSON("value", b)
+		if !utf8.Valid(b) {
+			at := firstInvalidUTF8(b)
+			if derr == nil || derr.Reason != ReasonInvalidUTF8 || !strings.Contains(derr.Error(), " offset "+strconv.Itoa(at)+" ") {
+				t.Fatalf("invalid UTF-8 at %d: got %v", at, derr)
+			}
+			return
+		}
+		if derr != nil && derr.Reason != ReasonTooDeep {
+			t.Fatalf("valid UTF-8 refused as %v", derr)
+		}
+		if depth, ok := jsonDepth(b); ok && (depth > maxJSONDepth) != (derr != nil) {
+			t.Fatalf("depth %d: got %v", depth, derr)
+		}
+		// The same bytes as a payload in a cached wrapper.
+		e := &schemaEntry{raw: `{"type":"struct"}`}
+		whole := []byte(wrapHead + e.raw + wrapMid + string(b) + "}")
+		got, want := checkWrapped(e, b), checkJSON("value", whole)
+		if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+			t.Fatalf("wrapped payload: %v, whole value: %v", got, want)
+		}
+	})
+}
+
+// jsonDepth is the deepest nesting of b by encoding/json's tokens; ok is
+// false when b is not one valid JSON value.
+func jsonDepth(b []byte) (depth int, ok bool) {
+	if !json.Valid(b) {
+		return 0, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	d := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return depth, err == io.EOF
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			d++
+			depth = max(depth, d)
+		case json.Delim('}'), json.Delim(']'):
+			d--
+		}
 	}
 }
