@@ -414,10 +414,14 @@ func (c *Consumer) reject(route *Route, r *kgo.Record, err error) *reconcile.Rej
 		{Key: "recon-source-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
 		{Key: "recon-dataset", Value: []byte(route.Dataset)},
 	}
-	key, value, hs, cut := fitDLQ(r.Key, r.Value, orig, own, c.opts.DLQMaxBytes)
+	limit := c.opts.DLQMaxBytes
+	if limit <= 0 { // a Consumer not built by New
+		limit = DefaultDLQMaxBytes
+	}
+	key, value, hs, cut := fitDLQ(r.Key, r.Value, orig, own, limit)
 	if cut {
 		c.log.Warn("record cut to fit the DLQ", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-			"bytes", len(r.Key)+len(r.Value), "dlq_max_bytes", c.opts.DLQMaxBytes)
+			"bytes", len(r.Key)+len(r.Value), "dlq_max_bytes", limit)
 	}
 	return &reconcile.Reject{
 		Dataset: route.Dataset, System: route.System, Reason: reason,
