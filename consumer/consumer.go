@@ -420,7 +420,7 @@ func (c *Consumer) reject(route *Route, r *kgo.Record, err error) *reconcile.Rej
 	}
 	key, value, hs, cut := fitDLQ(r.Key, r.Value, orig, own, limit)
 	if cut {
-		c.log.Warn("record cut to fit the DLQ", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+		c.log.Debug("record cut to fit the DLQ", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
 			"bytes", len(r.Key)+len(r.Value), "dlq_max_bytes", limit)
 	}
 	return &reconcile.Reject{
