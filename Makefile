@@ -39,7 +39,7 @@ faults:
 # Every fuzz target, as package/Name: go test -fuzz takes one per run. `make
 # fuzz` fails when a Fuzz function in the tree is missing here.
 FUZZ_TARGETS := consumer/FuzzDebeziumJSON consumer/FuzzFlatJSON consumer/FuzzDebeziumAvro \
-	consumer/FuzzFlatAvro consumer/FuzzFlatKey compare/FuzzNormalizeValue state/FuzzDecodeKeyState
+	consumer/FuzzFlatAvro consumer/FuzzFlatKey consumer/FuzzCheckJSON compare/FuzzNormalizeValue state/FuzzDecodeKeyState
 FUZZTIME ?= 20s
 # The short pass `make test` runs after the unit tests, per target.
 FUZZTIME_SHORT ?= 5s

@@ -62,6 +62,10 @@ type Options struct {
 	DLQTopic string
 	// MaxRecordBytes sends larger records to the DLQ undecoded (default 1 MiB).
 	MaxRecordBytes int
+	// DLQMaxBytes bounds the key, value and headers of one DLQ record
+	// (default DefaultDLQMaxBytes): a larger one is cut to fit (see fitDLQ),
+	// since a record the DLQ topic refuses would stop the outbox behind it.
+	DLQMaxBytes int
 	// MaxPoll bounds the records of one batch (default 10000).
 	MaxPoll int
 	// ListInterval is how often end offsets are listed for the watermark rule
@@ -156,6 +160,9 @@ func New(h Handler, progress *Progress, opts Options) (*Consumer, error) {
 	}
 	if opts.MaxPoll <= 0 {
 		opts.MaxPoll = 10000
+	}
+	if opts.DLQMaxBytes <= 0 {
+		opts.DLQMaxBytes = DefaultDLQMaxBytes
 	}
 	if opts.ListInterval <= 0 {
 		opts.ListInterval = 500 * time.Millisecond
@@ -513,21 +520,70 @@ func (c *Consumer) reject(route *Route, r *kgo.Record, err error) *reconcile.Rej
 		c.opts.Metrics.decodeErrors.WithLabelValues(route.Dataset, route.System, reason).Inc()
 	}
 	c.log.Debug("record sent to the DLQ", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
-	hs := make([]state.Header, 0, len(r.Headers)+5)
+	orig := make([]state.Header, 0, len(r.Headers))
 	for _, h := range r.Headers {
-		hs = append(hs, state.Header{Key: h.Key, Value: h.Value})
+		orig = append(orig, state.Header{Key: h.Key, Value: h.Value})
 	}
-	hs = append(hs,
-		state.Header{Key: "recon-error", Value: []byte(err.Error())},
-		state.Header{Key: "recon-source-topic", Value: []byte(r.Topic)},
-		state.Header{Key: "recon-source-partition", Value: []byte(strconv.FormatInt(int64(r.Partition), 10))},
-		state.Header{Key: "recon-source-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
-		state.Header{Key: "recon-dataset", Value: []byte(route.Dataset)},
-	)
+	own := []state.Header{
+		{Key: "recon-error", Value: []byte(err.Error())},
+		{Key: "recon-source-topic", Value: []byte(r.Topic)},
+		{Key: "recon-source-partition", Value: []byte(strconv.FormatInt(int64(r.Partition), 10))},
+		{Key: "recon-source-offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		{Key: "recon-dataset", Value: []byte(route.Dataset)},
+	}
+	limit := c.opts.DLQMaxBytes
+	if limit <= 0 { // a Consumer not built by New
+		limit = DefaultDLQMaxBytes
+	}
+	key, value, hs, cut := fitDLQ(r.Key, r.Value, orig, own, limit)
+	if cut {
+		c.log.Debug("record cut to fit the DLQ", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+			"bytes", len(r.Key)+len(r.Value), "dlq_max_bytes", limit)
+	}
 	return &reconcile.Reject{
 		Dataset: route.Dataset, System: route.System, Reason: reason,
-		Record: state.OutboxRecord{Topic: c.opts.DLQTopic, Key: r.Key, Value: r.Value, Headers: hs},
+		Record: state.OutboxRecord{Topic: c.opts.DLQTopic, Key: key, Value: value, Headers: hs},
 	}
+}
+
+// DefaultDLQMaxBytes is DLQMaxBytes when Options leave it unset: 900 KiB,
+// under both Kafka's default max.message.bytes (1 MiB + 12 bytes) and the
+// producer's default batch size (1,000,012 bytes), with room for the batch
+// and record overhead.
+const DefaultDLQMaxBytes = 900 << 10
+
+// fitDLQ returns the DLQ copy of a record: key, value and headers (the
+// record's own, then recon's) as they are when they fit in limit bytes.
+// Otherwise, the value is cut first, then the key, and the record's own
+// headers are dropped when they would take more than half the room; headers
+// recon-truncated: true and recon-original-size (key plus value bytes, what
+// max_record_bytes measures) say so. recon's headers, which say where the
+// record came from, are always kept: whoever needs the whole record reads it
+// at its source offset, which is why a copy cut to fit is worth more than a
+// copy that the topic refuses, stopping the outbox behind it.
+func fitDLQ(key, value []byte, orig, own []state.Header, limit int) (k, v []byte, hs []state.Header, cut bool) {
+	size := func(hs []state.Header) int {
+		n := 0
+		for _, h := range hs {
+			n += len(h.Key) + len(h.Value)
+		}
+		return n
+	}
+	if len(key)+len(value)+size(orig)+size(own) <= limit {
+		return key, value, append(orig, own...), false
+	}
+	own = append(own,
+		state.Header{Key: "recon-truncated", Value: []byte("true")},
+		state.Header{Key: "recon-original-size", Value: []byte(strconv.Itoa(len(key) + len(value)))})
+	room := max(0, limit-size(own))
+	if size(orig) > room/2 {
+		orig = nil
+	}
+	room -= size(orig)
+	v = value[:min(len(value), max(0, room-len(key)))]
+	room -= len(v)
+	k = key[:min(len(key), max(0, room))]
+	return k, v, append(orig, own...), true
 }
 
 // Close leaves the group and closes the client.

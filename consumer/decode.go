@@ -25,12 +25,16 @@ const (
 	ReasonBadMagic        = "bad_magic"         // no 5-byte header with magic byte 0
 	ReasonUnknownSchemaID = "unknown_schema_id" // the schema registry has no schema with the record's id
 	ReasonTruncated       = "truncated"         // Avro data that ends before its writer schema does
+	// Hostile JSON, refused before parsing (checkJSON).
+	ReasonTooDeep     = "too_deeply_nested" // objects and arrays nested deeper than maxJSONDepth
+	ReasonInvalidUTF8 = "invalid_utf8"      // bytes that are not UTF-8
 )
 
 // Reasons lists every Reason constant, for zero-valued metric series.
 func Reasons() []string {
 	return []string{ReasonMalformed, ReasonUnknownOp, ReasonMissingVersion, ReasonBadValue, ReasonOversized,
-		ReasonMissingKey, ReasonUnknownSchema, ReasonBadMagic, ReasonUnknownSchemaID, ReasonTruncated}
+		ReasonMissingKey, ReasonUnknownSchema, ReasonBadMagic, ReasonUnknownSchemaID, ReasonTruncated,
+		ReasonTooDeep, ReasonInvalidUTF8}
 }
 
 // Values of Decoded.Skip: records that are valid but are not row changes.
@@ -130,7 +134,7 @@ func (d *DebeziumJSON) Decode(key, value []byte, m Meta) (Decoded, error) {
 		return Decoded{}, derr
 	}
 	if env == nil {
-		return Decoded{Tombstone: true}, nil
+		return tombstone(d, key)
 	}
 	var out Decoded
 	var rowConv *conv
@@ -187,6 +191,17 @@ func (d *DebeziumJSON) Decode(key, value []byte, m Meta) (Decoded, error) {
 	return out, nil
 }
 
+// tombstone is the result of a null value: a tombstone, unless its key is
+// not a key. Nothing reads a tombstone's key, but one that does not decode
+// means a broken producer, which the DLQ makes visible rather than a skip
+// hiding it; with flat-json the key is all a tombstone-delete says.
+func tombstone(d *DebeziumJSON, key []byte) (Decoded, error) {
+	if _, derr := d.readKey(key); derr != nil {
+		return Decoded{}, derr
+	}
+	return Decoded{Tombstone: true}, nil
+}
+
 // readValue finds the envelope in either shape and the compiled schema of a
 // wrapped one. A nil envelope is a tombstone.
 func (d *DebeziumJSON) readValue(value []byte) (*envelopeWire, *schemaEntry, *DecodeError) {
@@ -196,6 +211,9 @@ func (d *DebeziumJSON) readValue(value []byte) (*envelopeWire, *schemaEntry, *De
 	// Fast path: JsonConverter repeats the same schema text in every record;
 	// once it is cached, only the payload needs parsing.
 	if e, payload, ok := d.schemas.splitWrapped(value); ok {
+		if derr := checkWrapped(e, payload); derr != nil {
+			return nil, nil, derr
+		}
 		if isNull(payload) {
 			return nil, nil, nil
 		}
@@ -204,6 +222,9 @@ func (d *DebeziumJSON) readValue(value []byte) (*envelopeWire, *schemaEntry, *De
 			return env, e, e.valueErr("an envelope")
 		}
 		// Fall through so that the error names the whole record.
+	}
+	if derr := checkJSON("value", value); derr != nil {
+		return nil, nil, derr
 	}
 	var w valueWire
 	if err := d.unmarshal(value, &w); err != nil {
@@ -232,6 +253,9 @@ func (d *DebeziumJSON) readValue(value []byte) (*envelopeWire, *schemaEntry, *De
 func (d *DebeziumJSON) readKey(key []byte) (map[string]any, *DecodeError) {
 	if isNull(key) {
 		return nil, nil
+	}
+	if derr := checkJSON("key", key); derr != nil {
+		return nil, derr
 	}
 	if e, payload, ok := d.schemas.splitWrapped(key); ok {
 		if k, derr := d.keyPayload(payload, e); derr == nil {

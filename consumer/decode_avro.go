@@ -229,8 +229,11 @@ func avroRow(v any, n *avroNode, what string) (map[string]any, *DecodeError) {
 // columnErr is convertRow's error for a column that does not fit its type.
 func columnErr(name string, err error) *DecodeError {
 	reason := ReasonBadValue
-	if errors.Is(err, errOversized) {
+	switch {
+	case errors.Is(err, errOversized):
 		reason = ReasonOversized
+	case errors.Is(err, errInvalidUTF8):
+		reason = ReasonInvalidUTF8
 	}
 	return &DecodeError{Reason: reason, Err: fmt.Errorf("row column %q: %w", name, err)}
 }
@@ -355,7 +358,11 @@ func (r *avroReader) readKey(ctx context.Context, key []byte, dj *DebeziumJSON) 
 		}
 		k, err := avroConvert(native, n)
 		if err != nil {
-			return nil, decodeErr(ReasonBadValue, "key: %w", err)
+			reason := ReasonBadValue
+			if errors.Is(err, errInvalidUTF8) {
+				reason = ReasonInvalidUTF8
+			}
+			return nil, decodeErr(reason, "key: %w", err)
 		}
 		m, _ := k.(map[string]any) // a primitive key names no column
 		return m, nil

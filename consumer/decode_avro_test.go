@@ -289,6 +289,10 @@ func TestDebeziumAvroBadInput(t *testing.T) {
 		name: "bad zoned timestamp", key: key, value: badZoned, reason: ReasonBadValue, errHas: `"zoned"`,
 	}, {
 		name: "time overflow", key: key, value: badTime, reason: ReasonOversized, errHas: `"time_us"`,
+	}, {
+		// Avro strings are UTF-8 by the spec; decoders do not check it.
+		name: "invalid UTF-8 string", key: key, value: pgEnvelope(t, f, "u", nil, orderV1("pa\xffd")),
+		reason: ReasonInvalidUTF8, errHas: `"status"`,
 	}})
 }
 

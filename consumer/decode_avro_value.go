@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/recon-dev/recon/compare"
 )
@@ -143,6 +144,9 @@ func avroConvert(v any, n *avroNode) (any, error) {
 	case time.Duration:
 		return compare.TimeOfDay(x), nil
 	case string:
+		if !utf8.ValidString(x) {
+			return nil, errInvalidUTF8
+		}
 		if n.conv == convZoned {
 			if x == "infinity" || x == "-infinity" {
 				return x, nil // Postgres ±infinity has no instant; normalization decides
@@ -172,6 +176,9 @@ func avroRecordOrMap(m map[string]any, n *avroNode) (any, error) {
 	switch n.kind {
 	case avroMap:
 		for k, e := range m {
+			if !utf8.ValidString(k) {
+				return nil, fmt.Errorf("entry key: %w", errInvalidUTF8)
+			}
 			ce, err := avroConvert(e, n.items)
 			if err != nil {
 				return nil, fmt.Errorf("entry %.40q: %w", k, err)

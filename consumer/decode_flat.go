@@ -52,7 +52,7 @@ func (d *FlatJSON) Decode(key, value []byte, m Meta) (Decoded, error) {
 		return Decoded{}, derr
 	}
 	if tomb {
-		return Decoded{Tombstone: true}, nil
+		return tombstone(d.dj, key)
 	}
 	// Split the metadata off before anything reads the row as data.
 	var md map[string]any
@@ -127,6 +127,9 @@ func (d *FlatJSON) readValue(value []byte) (row map[string]any, e *schemaEntry, 
 	}
 	// Fast path: a cached schema text; only the payload needs parsing.
 	if e, payload, ok := d.dj.schemas.splitWrapped(value); ok {
+		if derr := checkWrapped(e, payload); derr != nil {
+			return nil, nil, false, derr
+		}
 		if isNull(payload) {
 			return nil, nil, true, nil
 		}
@@ -135,6 +138,9 @@ func (d *FlatJSON) readValue(value []byte) (row map[string]any, e *schemaEntry, 
 		}
 		row = nil
 		// Fall through so that the error names the whole record.
+	}
+	if derr := checkJSON("value", value); derr != nil {
+		return nil, nil, false, derr
 	}
 	if firstByte(value) != '{' {
 		return nil, nil, false, decodeErr(ReasonMalformed, "value: want a JSON object (the row), got %.40q", value)

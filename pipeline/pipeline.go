@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,6 +156,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	if err := pingAndEnsureTopics(ctx, p.producer, cfg); err != nil {
 		return nil, err
 	}
+	dlqMax := p.dlqRecordLimit(ctx, cfg.Outputs.DLQ)
 
 	pubMetrics := repair.NewPublisherMetrics(opts.Registry, p.store)
 	p.publisher = repair.NewPublisher(p.store, p.producer, pubMetrics, opts.Logger.With("component", "publisher"), pubOpts)
@@ -198,6 +200,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		Metrics:      consumer.NewMetrics(opts.Registry, p.progress),
 		// Records over kafka.max_record_bytes go to the DLQ undecoded.
 		MaxRecordBytes: cfg.Kafka.MaxRecordBytes,
+		// What the DLQ topic accepts: a larger copy is cut to fit.
+		DLQMaxBytes: dlqMax,
 	})
 	if err != nil {
 		return nil, err
@@ -279,6 +283,34 @@ func pingAndEnsureTopics(ctx context.Context, cl *kgo.Client, cfg *config.Config
 		}
 	}
 	return nil
+}
+
+// dlqRecordLimit is how many bytes of key, value and headers one DLQ record
+// may carry: consumer.DefaultDLQMaxBytes, or less when the DLQ topic's
+// max.message.bytes is smaller (4 KiB are left for the batch and record
+// overhead). When the topic's config cannot be read the default stands: a
+// topic that refuses it shows as publish failures, not as lost records.
+func (p *Pipeline) dlqRecordLimit(ctx context.Context, topic string) int {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	limit := consumer.DefaultDLQMaxBytes
+	rcs, err := kadm.NewClient(p.producer).DescribeTopicConfigs(ctx, topic)
+	if err == nil && len(rcs) == 1 {
+		err = rcs[0].Err
+	}
+	if err != nil {
+		p.log.Warn("cannot read the DLQ topic's max.message.bytes; DLQ records are cut to the default", "topic", topic, "bytes", limit, "err", err)
+		return limit
+	}
+	for _, c := range rcs[0].Configs {
+		if c.Key != "max.message.bytes" || c.Value == nil {
+			continue
+		}
+		if topicMax, err := strconv.Atoi(*c.Value); err == nil && topicMax > 0 {
+			limit = min(limit, max(topicMax-4096, topicMax/2))
+		}
+	}
+	return limit
 }
 
 // buildRoutes derives decoders, normalization rules and engine datasets; reg
