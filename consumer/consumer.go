@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/internal/crashpoint"
 	"github.com/recon-dev/recon/reconcile"
 	"github.com/recon-dev/recon/state"
 )
@@ -231,6 +232,7 @@ func (c *Consumer) stored() (map[string]map[int32]int64, error) {
 }
 
 func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
+	crashpoint.Hit(crashpoint.Rebalance) // fault injection (crash tests only)
 	stored, err := c.stored()
 	if err != nil {
 		c.log.Error("reading stored offsets for watermarks", "err", err)
@@ -246,6 +248,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][
 }
 
 func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	crashpoint.Hit(crashpoint.Rebalance) // fault injection (crash tests only)
 	// Batches already polled for these partitions are folded in and made
 	// durable before they are handed over, and their offsets committed: the
 	// next owner starts exactly where this one stopped.
