@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -26,7 +27,7 @@ import (
 
 // DefaultCrashAt is what the children ask of crashpoint while kills remain:
 // each kills itself now and then at the moments a timer rarely hits.
-const DefaultCrashAt = "mid-batch=0.01,after-sync=0.02,outbox-drain=0.1,rebalance=0.1"
+const DefaultCrashAt = "mid-batch=0.003,after-sync=0.003,outbox-drain=0.05,rebalance=0.05"
 
 // Chaos runs recon as a child process, `recon run` on the demo's config
 // file, and kills it with SIGKILL again and again on the same state dir
@@ -83,7 +84,9 @@ type ChaosCounts struct {
 	Requested int // kills asked for
 	Kills     int // SIGKILLs recon survived: sent by the supervisor or by a crash point
 	SelfKills int // of which recon sent itself at a crash point
-	Starts    int // processes started
+	// ByPoint counts the self-inflicted kills by crash point.
+	ByPoint map[string]int
+	Starts  int // processes started
 }
 
 // supervisor starts, kills and restarts recon. Run owns it: run's goroutine
@@ -118,7 +121,7 @@ func newSupervisor(opts Chaos, cfgPath, addr, group string, seed uint64) *superv
 	return &supervisor{opts: opts, cfgPath: cfgPath, addr: addr, group: group, seed: seed,
 		rng:    rand.New(rand.NewPCG(seed, 0xc4a05)),
 		http:   &http.Client{Timeout: 2 * time.Second},
-		counts: ChaosCounts{Requested: opts.Kills}}
+		counts: ChaosCounts{Requested: opts.Kills, ByPoint: make(map[string]int)}}
 }
 
 // run keeps one recon running until ctx ends, killing it at random moments
@@ -132,7 +135,10 @@ func (s *supervisor) run(ctx context.Context) error {
 		n := s.counts.Starts
 		s.mu.Unlock()
 		cmd := s.opts.Command(s.cfgPath)
-		cmd.Stdout, cmd.Stderr = s.opts.Stderr, s.opts.Stderr
+		// exec copies the child's stderr through the scanner and Wait
+		// waits for the copy: the point is known once the child is gone.
+		points := &pointScanner{}
+		cmd.Stdout, cmd.Stderr = s.opts.Stderr, io.MultiWriter(s.opts.Stderr, points)
 		if cmd.Env == nil {
 			cmd.Env = os.Environ()
 		}
@@ -167,6 +173,9 @@ func (s *supervisor) run(ctx context.Context) error {
 				return fmt.Errorf("recon (start %d) exited on its own: %w", n, err)
 			}
 			s.count(true) // a crash point
+			s.mu.Lock()
+			s.counts.ByPoint[points.last]++
+			s.mu.Unlock()
 		}
 	}
 }
@@ -213,7 +222,34 @@ func killed(err error) bool {
 func (s *supervisor) snapshot() ChaosCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.counts
+	c := s.counts
+	c.ByPoint = maps.Clone(c.ByPoint)
+	return c
+}
+
+// crashLine is what crashpoint writes before the kill.
+const crashLine = "crashpoint: killing recon at "
+
+// pointScanner remembers the last crash point a child named on stderr.
+type pointScanner struct {
+	line []byte
+	last string
+}
+
+func (p *pointScanner) Write(b []byte) (int, error) {
+	for _, c := range b {
+		if c != '\n' {
+			if len(p.line) < 256 { // only short lines matter
+				p.line = append(p.line, c)
+			}
+			continue
+		}
+		if name, ok := strings.CutPrefix(string(p.line), crashLine); ok {
+			p.last = name
+		}
+		p.line = p.line[:0]
+	}
+	return len(b), nil
 }
 
 // get fetches path from the current child.

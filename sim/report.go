@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -165,8 +166,12 @@ func (r *Report) Print(w io.Writer) {
 		r.Repairs.Published, r.Repairs.Applied, r.Repairs.Duplicates, r.Repairs.Skipped, len(r.Repairs.Failed))
 	fmt.Fprintf(tw, "dead-lettered\t%d input records\n", len(r.DeadLettered))
 	if c := r.Chaos; c != nil {
-		fmt.Fprintf(tw, "kills survived\t%d of %d (%d by recon at a crash point, %d by SIGKILL from outside), %d starts\n",
-			c.Kills, c.Requested, c.SelfKills, c.Kills-c.SelfKills, c.Starts)
+		var points []string
+		for _, p := range slices.Sorted(maps.Keys(c.ByPoint)) {
+			points = append(points, fmt.Sprintf("%s %d", p, c.ByPoint[p]))
+		}
+		fmt.Fprintf(tw, "kills survived\t%d of %d: %d SIGKILLs from outside, %d at crash points (%s); %d starts\n",
+			c.Kills, c.Requested, c.Kills-c.SelfKills, c.SelfKills, strings.Join(points, ", "), c.Starts)
 		fmt.Fprintf(tw, "divergences checked\t%d injected, %d opened\n", r.injected(), r.Opened)
 		fmt.Fprintf(tw, "duplicates\t%d (a second id for one injected divergence)\n", r.Reopened)
 		fmt.Fprintf(tw, "redelivered\t%d divergence events and %d repairs read again with the same id (harmless)\n",

@@ -99,6 +99,7 @@ func Hit(name string) {
 	hit := ok && a.rng.Float64() < p
 	a.mu.Unlock()
 	if hit {
+		// sim's chaos supervisor reads this line to count kills by point.
 		fmt.Fprintf(os.Stderr, "crashpoint: killing recon at %s\n", name)
 		a.kills()
 	}
