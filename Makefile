@@ -31,7 +31,7 @@ demo-avro:
 # was lost or duplicated.
 CHAOS_KILLS ?= 200
 chaos: build
-	bin/recon demo --chaos --kills $(CHAOS_KILLS) --duration 2m
+	bin/recon demo --chaos --kills $(CHAOS_KILLS) --keys 5000 --duration 3m
 
 bench:
 	$(GO) run ./cmd/recon bench

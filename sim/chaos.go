@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
 	"github.com/recon-dev/recon/config"
 	"github.com/recon-dev/recon/internal/crashpoint"
 )
@@ -275,10 +273,12 @@ func (s *supervisor) ready(ctx context.Context) func() bool {
 	}
 }
 
-// quiet is reconQuiet for a child: the kills are over, the last child's
-// outbox is empty (its metrics say), and the group's committed offsets,
-// which follow recon's durable checkpoints, reach the input's end offsets.
-func (s *supervisor) quiet(ctx context.Context, adm *kadm.Client) (bool, error) {
+// quiet is reconQuiet for a child: the kills are over, and the last
+// child's metrics say its outbox is empty and it has read every partition of
+// both inputs to the end. (Kafka's committed offsets would not do: a child
+// that resumed from its state store commits only once it reads something
+// new, and the source has stopped.)
+func (s *supervisor) quiet(ctx context.Context, partitions int) (bool, error) {
 	if !s.done.Load() {
 		return false, nil
 	}
@@ -289,25 +289,22 @@ func (s *supervisor) quiet(ctx context.Context, adm *kadm.Client) (bool, error) 
 	if depth, ok := metricValue(body, "recon_outbox_records"); !ok || depth > 0 {
 		return false, nil
 	}
-	committed, err := adm.FetchOffsets(ctx, s.group)
-	if err != nil {
-		return false, nil
-	}
-	ends, err := adm.ListEndOffsets(ctx, SourceTopic, TargetTopic)
-	if err != nil {
-		return false, err
-	}
-	if err := ends.Error(); err != nil {
-		return false, err
-	}
-	read := true
-	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := committed.Lookup(o.Topic, o.Partition)
-		if o.Offset > 0 && (!ok || c.Err != nil || c.At < o.Offset) {
-			read = false
+	read := 0
+	for _, line := range strings.Split(body, "\n") {
+		rest, ok := strings.CutPrefix(line, "recon_consumer_lag_records{")
+		if !ok {
+			continue
 		}
-	})
-	return read, nil
+		labels, value, _ := strings.Cut(rest, "} ")
+		if !strings.Contains(labels, `topic="`+SourceTopic+`"`) && !strings.Contains(labels, `topic="`+TargetTopic+`"`) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil || v > 0 {
+			return false, nil
+		}
+		read++
+	}
+	return read == 2*partitions, nil
 }
 
 // metricValue reads an unlabelled sample from a Prometheus text exposition.

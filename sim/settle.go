@@ -87,7 +87,7 @@ func describeDiff(id int64, src *Order, tgt *Row) string {
 // has no open window and no unpublished event left.
 func (r *runner) reconQuiet(ctx context.Context) (bool, error) {
 	if r.sup != nil {
-		return r.sup.quiet(ctx, r.adm)
+		return r.sup.quiet(ctx, r.opts.Partitions)
 	}
 	st := r.pipe.Store()
 	if _, pending, err := st.NextDeadline(); err != nil || pending {
