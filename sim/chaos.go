@@ -94,7 +94,6 @@ type supervisor struct {
 	opts    Chaos
 	cfgPath string
 	addr    string // the children's HTTP listener
-	group   string
 	rng     *rand.Rand
 	seed    uint64
 	http    *http.Client
@@ -115,8 +114,8 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func newSupervisor(opts Chaos, cfgPath, addr, group string, seed uint64) *supervisor {
-	return &supervisor{opts: opts, cfgPath: cfgPath, addr: addr, group: group, seed: seed,
+func newSupervisor(opts Chaos, cfgPath, addr string, seed uint64) *supervisor {
+	return &supervisor{opts: opts, cfgPath: cfgPath, addr: addr, seed: seed,
 		rng:    rand.New(rand.NewPCG(seed, 0xc4a05)),
 		http:   &http.Client{Timeout: 2 * time.Second},
 		counts: ChaosCounts{Requested: opts.Kills, ByPoint: make(map[string]int)}}
@@ -160,30 +159,28 @@ func (s *supervisor) run(ctx context.Context) error {
 			return s.terminate(cmd, exited)
 		case <-killAt.C:
 			cmd.Process.Kill() // SIGKILL
-			err := <-exited
-			if !killed(err) {
+			if err := <-exited; !killed(err) {
 				return fmt.Errorf("recon (start %d) exited before the SIGKILL: %w", n, err)
 			}
-			s.count(false)
+			s.count(points.last) // a crash point may have come first
 		case err := <-exited:
 			killAt.Stop()
 			if !killed(err) {
 				return fmt.Errorf("recon (start %d) exited on its own: %w", n, err)
 			}
-			s.count(true) // a crash point
-			s.mu.Lock()
-			s.counts.ByPoint[points.last]++
-			s.mu.Unlock()
+			s.count(points.last)
 		}
 	}
 }
 
-func (s *supervisor) count(self bool) {
+// count counts a kill, at the crash point the child named, if any.
+func (s *supervisor) count(point string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts.Kills++
-	if self {
+	if point != "" {
 		s.counts.SelfKills++
+		s.counts.ByPoint[point]++
 	}
 }
 
@@ -336,6 +333,6 @@ func (r *runner) setupChaos(dir string) error {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("writing recon's config: %w", err)
 	}
-	r.sup = newSupervisor(*r.opts.Chaos, path, addr, r.cfg.Kafka.Group, r.opts.Seed)
+	r.sup = newSupervisor(*r.opts.Chaos, path, addr, r.opts.Seed)
 	return nil
 }
