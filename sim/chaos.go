@@ -74,6 +74,11 @@ func (c *Chaos) validate() error {
 	case c.MinUp <= 0 || c.MaxUp < c.MinUp:
 		return fmt.Errorf("chaos: up time from %s to %s: want 0 < min <= max", c.MinUp, c.MaxUp)
 	}
+	if c.CrashAt != "none" {
+		if err := crashpoint.Validate(c.CrashAt); err != nil {
+			return fmt.Errorf("chaos: %w", err)
+		}
+	}
 	return nil
 }
 

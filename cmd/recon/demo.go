@@ -61,6 +61,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Faults: &f, Noise: *noise, ForceEachKind: true, Progress: stdout, Logger: logger,
 	}
 	if *chaos {
+		if *kills < 1 { // sim reads 0 as "the default"
+			return fmt.Errorf("--kills %d: want at least 1", *kills)
+		}
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("--chaos runs this binary as recon run: %w", err)

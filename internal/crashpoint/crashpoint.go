@@ -66,25 +66,40 @@ func FromEnv() error {
 	return configure(spec, seed, killSelf)
 }
 
-// configure parses spec, "name=probability,...", and arms its points; kill
-// is what a hit does (tests replace SIGKILL).
+// Validate checks a RECON_CRASH_AT value without arming anything.
+func Validate(spec string) error {
+	_, err := parse(spec)
+	return err
+}
+
+// configure parses spec and arms its points; kill is what a hit does
+// (tests replace SIGKILL).
 func configure(spec string, seed uint64, kill func()) error {
+	prob, err := parse(spec)
+	if err != nil {
+		return err
+	}
+	current.Store(&armed{rng: rand.New(rand.NewPCG(seed, 0x5eed)), prob: prob, kills: kill})
+	return nil
+}
+
+// parse reads spec, "name=probability,...".
+func parse(spec string) (map[string]float64, error) {
 	prob := make(map[string]float64)
 	for _, part := range strings.Split(spec, ",") {
 		name, ps, ok := strings.Cut(strings.TrimSpace(part), "=")
 		p, err := strconv.ParseFloat(ps, 64)
 		if !ok || err != nil || p < 0 || p > 1 {
-			return fmt.Errorf("%s: %q: want name=probability with a probability from 0 to 1", EnvPoints, part)
+			return nil, fmt.Errorf("%s: %q: want name=probability with a probability from 0 to 1", EnvPoints, part)
 		}
 		switch name {
 		case MidBatch, AfterSync, OutboxDrain, Rebalance:
 		default:
-			return fmt.Errorf("%s: unknown point %q: want %s, %s, %s or %s", EnvPoints, name, MidBatch, AfterSync, OutboxDrain, Rebalance)
+			return nil, fmt.Errorf("%s: unknown point %q: want %s, %s, %s or %s", EnvPoints, name, MidBatch, AfterSync, OutboxDrain, Rebalance)
 		}
 		prob[name] = p
 	}
-	current.Store(&armed{rng: rand.New(rand.NewPCG(seed, 0x5eed)), prob: prob, kills: kill})
-	return nil
+	return prob, nil
 }
 
 // Hit passes the named point: when armed, it kills the process with the
