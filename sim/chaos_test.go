@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/recon-dev/recon/config"
 	"github.com/recon-dev/recon/internal/crashpoint"
 	"github.com/recon-dev/recon/pipeline"
@@ -88,6 +90,7 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts recon for a minute")
 	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	kills := 20
 	if s := os.Getenv("RECON_CHAOS_KILLS"); s != "" {
 		var err error
