@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -180,11 +181,17 @@ func TestSIGTERMMidStreamResumesWithoutReplay(t *testing.T) {
 	})
 	var produced atomic.Int64
 	stream := make(chan struct{})
+	signalled := make(chan struct{}) // the second half of the stream waits for the SIGTERM
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(signalled) }) })
 	go func() {
 		defer close(stream)
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		for id := 1; id <= n; id++ {
+			if id == n/2+1 {
+				<-signalled
+			}
 			<-tick.C
 			change("pg.orders", id)
 			if id%3 != 0 {
@@ -194,9 +201,11 @@ func TestSIGTERMMidStreamResumesWithoutReplay(t *testing.T) {
 		}
 	}()
 
-	waitUntil(t, "the first recon to consume part of the stream", func() bool { return produced.Load() > n/3 && consumed() })
+	waitUntil(t, "the first recon to consume part of the stream", func() bool { return produced.Load() >= n/3 && consumed() })
 	began, atSignal := time.Now(), produced.Load()
-	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+	err = first.Process.Signal(syscall.SIGTERM)
+	release.Do(func() { close(signalled) })
+	if err != nil {
 		t.Fatal(err)
 	}
 	select {
