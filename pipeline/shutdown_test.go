@@ -43,8 +43,9 @@ func TestShutdownWhileBrokerRefusesProduceKeepsOutbox(t *testing.T) {
 	began := time.Now()
 	stop()
 	// The flush is bounded by shutdown_timeout; stopping the consumer and
-	// the last checkpoint come on top, a few seconds at most.
-	if took := time.Since(began); took > timeout+5*time.Second {
+	// the last checkpoint come on top, seconds at most even on a loaded
+	// machine. Without the bound the flush would wait for the broker.
+	if took := time.Since(began); took > timeout+10*time.Second {
 		t.Fatalf("shutdown took %s with shutdown_timeout %s", took, timeout)
 	}
 	if got := h.outputs(h.cfg.Outputs.Divergences); len(got) != 0 {
