@@ -1,7 +1,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test demo demo-avro bench lint fmt fuzz fuzz-short vet faults
+.PHONY: all build test demo demo-avro chaos bench lint fmt fuzz fuzz-short vet faults
 
 all: build
 
@@ -25,6 +25,13 @@ demo:
 # broker), a flat JSON replica and Avro events.
 demo-avro:
 	$(GO) run ./cmd/recon demo --format avro
+
+# The demo with recon as a child process killed with SIGKILL CHAOS_KILLS
+# times (make test runs TestChaos with 20); exits non-zero unless nothing
+# was lost or duplicated.
+CHAOS_KILLS ?= 200
+chaos: build
+	bin/recon demo --chaos --kills $(CHAOS_KILLS) --keys 5000 --duration 3m
 
 bench:
 	$(GO) run ./cmd/recon bench

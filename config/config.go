@@ -24,6 +24,8 @@ const (
 	// DefaultMaxRecordBytes is Kafka's own default record size limit
 	// (message.max.bytes, about 1 MiB).
 	DefaultMaxRecordBytes = 1 << 20
+	// DefaultShutdownTimeout bounds a graceful shutdown's outbox flush.
+	DefaultShutdownTimeout = 30 * time.Second
 	// MaxMaxRecordBytes bounds kafka.max_record_bytes: a record is decoded
 	// in memory, several times its size.
 	MaxMaxRecordBytes = 1 << 30
@@ -55,6 +57,10 @@ type Config struct {
 	Digest         Digest         `yaml:"digest"`
 	Outputs        Outputs        `yaml:"outputs"`
 	Datasets       []Dataset      `yaml:"datasets"` // at least one
+	// ShutdownTimeout bounds how long a SIGTERM waits for the outbox to
+	// drain to Kafka once consuming stopped; what is left stays in the
+	// state store and is published on the next start. Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 
 // Kafka is how recon reaches the cluster that carries both its input and output topics.
@@ -67,6 +73,11 @@ type Kafka struct {
 	// MaxRecordBytes sends a record whose key and value together are larger
 	// to the DLQ (reason oversized) without decoding it; default 1 MiB.
 	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// InstanceID makes recon a static member of its group (KIP-345): a
+	// restarted process with the same id takes its partitions back at once
+	// instead of waiting for the old member's session to time out. Unique
+	// per instance; default none (a dynamic member).
+	InstanceID string `yaml:"instance_id"`
 }
 
 // TLS is enabled as soon as one of its files is set. cert_file and key_file
@@ -221,6 +232,9 @@ func (c *Config) ApplyDefaults() {
 		c.Kafka.MaxRecordBytes = DefaultMaxRecordBytes
 	}
 	setDefault(&c.State.Dir, DefaultStateDir)
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
 	setDefault(&c.HTTP.Listen, DefaultListen)
 	setDefault(&c.Outputs.Divergences, DefaultDivergences)
 	setDefault(&c.Outputs.Repairs, DefaultRepairs)

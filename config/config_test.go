@@ -67,6 +67,7 @@ func TestGoodConfig(t *testing.T) {
 			Repair: Repair{Mode: "auto", AutoKinds: []string{"missing", "lagging", "orphan"}, Payload: "full", MaxPerMinute: 600,
 				MaxDivergentRatio: ptr(0.1)},
 		}},
+		ShutdownTimeout: Duration(30 * time.Second),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("good.yml decoded to\n%+v\nwant\n%+v", c, want)
@@ -118,6 +119,8 @@ datasets:
 		{"kafka.client_id", c.Kafka.ClientID, "recon"},
 		{"kafka.max_record_bytes", c.Kafka.MaxRecordBytes, 1 << 20},
 		{"state.dir", c.State.Dir, "./recon-data"},
+		{"shutdown_timeout", c.ShutdownTimeout, Duration(30 * time.Second)},
+		{"kafka.instance_id", c.Kafka.InstanceID, ""},
 		{"http.listen", c.HTTP.Listen, "127.0.0.1:8080"},
 		{"outputs.divergences", c.Outputs.Divergences, "recon.divergences"},
 		{"outputs.repairs", c.Outputs.Repairs, "recon.repairs"},
@@ -235,6 +238,8 @@ var badFiles = []struct {
 	{"avro_needs_registry", "datasets[0].targets[0].format: debezium-avro needs schema_registry.url"},
 	{"flat_avro_needs_registry", "datasets[0].source.format: flat-avro needs schema_registry.url"},
 	{"max_record_bytes", "line 1: kafka.max_record_bytes: must be from 1 to 1073741824, got -1"},
+	{"shutdown_timeout_negative", "shutdown_timeout: must be >= 0 (0 means 30s), got -1s"},
+	{"instance_id_spaces", `kafka.instance_id: " recon-1": want no surrounding spaces and at most 249 characters`},
 	{"version_unknown", `line 8: datasets[0].targets[1].version: unknown version "lsnx": want lsn, position, offset or field:<name>`},
 	{"version_missing", "datasets[0].source.version: must be set: want lsn, position, offset or field:<name>"},
 	{"lineage_unknown", `datasets[0].targets[0].lineage: unknown lineage "_src_lsn": want field:<name>`},
@@ -630,5 +635,25 @@ datasets:
 	}
 	if r := c.Datasets[0].Repair.MaxDivergentRatio; r == nil || *r != 0 {
 		t.Fatalf("max_divergent_ratio = %v, want 0", r)
+	}
+}
+
+// shutdown_timeout and kafka.instance_id are read as written.
+func TestShutdownTimeoutAndInstanceID(t *testing.T) {
+	c, err := Parse([]byte(`
+kafka: {instance_id: recon-1}
+shutdown_timeout: 5s
+digest: {key: "${RECON_DIGEST_KEY}"}
+datasets:
+  - name: orders
+    key: [id]
+    source: {name: postgres, topic: pg.public.orders, format: debezium-json, version: lsn}
+    targets: [{name: replica, topic: replica.public.orders, format: debezium-json, version: lsn}]
+`), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ShutdownTimeout.D() != 5*time.Second || c.Kafka.InstanceID != "recon-1" {
+		t.Fatalf("shutdown_timeout %s, instance_id %q; want 5s and recon-1", c.ShutdownTimeout, c.Kafka.InstanceID)
 	}
 }

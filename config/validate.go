@@ -77,6 +77,9 @@ func (c *Config) problems() problems {
 	if c.State.Dir == "" {
 		p.add("state.dir", "must be set")
 	}
+	if c.ShutdownTimeout < 0 {
+		p.add("shutdown_timeout", "must be >= 0 (0 means %s), got %s", DefaultShutdownTimeout, c.ShutdownTimeout)
+	}
 	c.HTTP.validate(&p)
 	if len(c.Digest.Key) < MinDigestKeyLen {
 		p.add("digest.key", "must be at least %d bytes; set RECON_DIGEST_KEY", MinDigestKeyLen)
@@ -106,6 +109,9 @@ func (c *Config) problems() problems {
 func (k *Kafka) validate(p *problems) {
 	if len(k.Brokers) == 0 {
 		p.add("kafka.brokers", "at least one broker is required")
+	}
+	if id := k.InstanceID; id != "" && (strings.TrimSpace(id) != id || len(id) > 249) {
+		p.add("kafka.instance_id", "%q: want no surrounding spaces and at most 249 characters", id)
 	}
 	if k.MaxRecordBytes <= 0 || k.MaxRecordBytes > MaxMaxRecordBytes {
 		p.add("kafka.max_record_bytes", "must be from 1 to %d, got %d", MaxMaxRecordBytes, k.MaxRecordBytes)

@@ -15,8 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/internal/crashpoint"
 	"github.com/recon-dev/recon/reconcile"
 	"github.com/recon-dev/recon/state"
 )
@@ -349,15 +351,34 @@ func (c *Consumer) stored() (map[string]map[int32]int64, error) {
 	return stored, nil
 }
 
-func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
+func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, added map[string][]int32) {
+	crashpoint.Hit(crashpoint.Rebalance) // fault injection (crash tests only)
 	stored, err := c.stored()
 	if err != nil {
 		c.log.Error("reading stored offsets for watermarks", "err", err)
 	}
+	commit := make(map[string]map[int32]kgo.EpochOffset)
 	for topic, parts := range added {
 		for _, p := range parts {
 			c.progress.assign(topic, p, stored[topic][p])
+			if next := stored[topic][p]; next > 0 {
+				if commit[topic] == nil {
+					commit[topic] = make(map[int32]kgo.EpochOffset)
+				}
+				commit[topic][p] = kgo.EpochOffset{Epoch: -1, Offset: next}
+			}
 		}
+	}
+	// Kafka's committed offsets trail the stored ones after a crash (they
+	// follow checkpoints in the background) or under a new group name, and
+	// would stay behind until new input arrives: lag monitors would report
+	// lag recon does not have. The stored offsets are the truth; commit them.
+	if len(commit) > 0 {
+		cl.CommitOffsets(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				c.log.Debug("committing the stored offsets of assigned partitions failed; the next commit carries them", "err", err)
+			}
+		})
 	}
 	c.own(added)
 	c.clearGroupError()
@@ -366,6 +387,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, added map[string][
 }
 
 func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	crashpoint.Hit(crashpoint.Rebalance) // fault injection (crash tests only)
 	// Batches already polled for these partitions are folded in and made
 	// durable before they are handed over, and their offsets committed: the
 	// next owner starts exactly where this one stopped.

@@ -47,7 +47,8 @@ type Options struct {
 	SweepTick time.Duration
 	// ListInterval is how often end offsets are listed (default 500ms).
 	ListInterval time.Duration
-	// ShutdownTimeout bounds the outbox flush on shutdown (default 10s).
+	// ShutdownTimeout bounds the outbox flush on shutdown (default: the
+	// config's shutdown_timeout, else 30s).
 	ShutdownTimeout time.Duration
 	// ExtraKafka are appended to both clients' options (tests: fault hooks).
 	ExtraKafka []kgo.Opt
@@ -95,7 +96,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		opts.SweepTick = 100 * time.Millisecond
 	}
 	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
+		opts.ShutdownTimeout = cfg.ShutdownTimeout.D()
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = config.DefaultShutdownTimeout
 	}
 	if opts.RulesVersion == "" {
 		opts.RulesVersion = cfg.RulesVersion
@@ -191,11 +195,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		return nil, err
 	}
 
+	consumerOpts := kopts
+	if id := cfg.Kafka.InstanceID; id != "" {
+		// Static membership: a restart with the same id takes its
+		// partitions back without a rebalance or a session timeout. Only
+		// the consumer joins a group.
+		consumerOpts = append(slices.Clone(kopts), kgo.InstanceID(id))
+	}
 	p.consumer, err = consumer.New(p.engine, p.progress, consumer.Options{
 		Group: cfg.Kafka.Group, ClientID: cfg.Kafka.ClientID,
 		Routes: routes, DLQTopic: cfg.Outputs.DLQ, Stored: store.Offsets,
 		ListInterval: opts.ListInterval,
-		Extra:        kopts,
+		Extra:        consumerOpts,
 		Logger:       opts.Logger.With("component", "consumer"),
 		Metrics:      consumer.NewMetrics(opts.Registry, p.progress),
 		// Records over kafka.max_record_bytes go to the DLQ undecoded.

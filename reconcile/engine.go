@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/internal/crashpoint"
 	"github.com/recon-dev/recon/repair"
 	"github.com/recon-dev/recon/state"
 )
@@ -276,6 +277,9 @@ func (e *Engine) Apply(ctx context.Context, items []Item) error {
 		}
 		tx.p.offsets[partitionKey{it.Topic, it.Partition}] = it.Offset + 1
 		tx.p.items++
+		if i == len(items)/2 {
+			crashpoint.Hit(crashpoint.MidBatch) // fault injection (crash tests only)
+		}
 	}
 	if tx.err != nil {
 		return e.fail(tx.err)
@@ -503,6 +507,9 @@ func (e *Engine) checkpoint() error {
 			done <- fmt.Errorf("committing a checkpoint of %d key states: %w", len(p.dirty), err)
 			return
 		}
+		// Fault injection (crash tests only): synced to Badger, not yet
+		// committed to Kafka.
+		crashpoint.Hit(crashpoint.AfterSync)
 		e.putBatch(b)
 		e.durable(p, offsets, started)
 		done <- nil

@@ -457,6 +457,29 @@ func TestFailedVerification(t *testing.T) {
 	}
 }
 
+// A repair is not failed while its target's input is not read up to the
+// verification deadline (after a restart, recon reads a backlog that may hold
+// the applied repair): it waits, and is verified once the row is read.
+func TestVerificationWaitsForTheTargetInput(t *testing.T) {
+	g := newGov(t, repair.Policy{Mode: repair.ModeAuto})
+	g.change("pg", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	g.judge()
+	rec := g.repairByKey("1")
+	g.prog.ok = false
+	g.clk.advance(31 * time.Second)
+	g.sweep()
+	if r, _ := g.e.Repair(rec.ID); r.State != state.RepairPublished {
+		t.Fatalf("decided while the target's input lags: %+v", r)
+	}
+	g.change("wh", 1, compare.OpUpsert, row(1, "1.00", "new"))
+	g.prog.ok = true
+	g.clk.advance(time.Second)
+	g.sweep()
+	if r, _ := g.e.Repair(rec.ID); r.State != state.RepairVerified {
+		t.Fatalf("repair %s once its row was read, want verified", r.State)
+	}
+}
+
 // A mass divergence trips the ratio guard mid-sweep: the first repairs go
 // out, the rest wait, a storm event and a guard_tripped record say why, and
 // the gauge rises; as the targets catch up it clears, once.

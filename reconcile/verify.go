@@ -88,6 +88,13 @@ func (t *txn) verifyDue(vt state.VerifyTimer, now time.Time) error {
 		t.verified(d, rec, at, now)
 		return nil
 	}
+	if tt, ok := d.target(rec.Target); ok && !t.e.opts.Progress.CaughtUp(tt.Topic, vt.Deadline, rec.PublishedAt, d.Window) {
+		// The target's input is not read up to the deadline (recon just
+		// restarted, say): the repair may well be applied in what is still
+		// unread. The timer stays due; a later sweep decides, as for a
+		// window under the watermark rule.
+		return nil
+	}
 	holds := "no row"
 	if head != nil && !head.Deleted {
 		holds = "a row with digest " + head.Digest.String()

@@ -12,6 +12,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/recon-dev/recon/internal/crashpoint"
 	"github.com/recon-dev/recon/state"
 )
 
@@ -386,6 +387,9 @@ func (p *Publisher) produce(ctx context.Context, recs []state.OutboxRecord, krs 
 			return
 		}
 		if firstErr == nil {
+			// Fault injection (crash tests only): acknowledged by Kafka,
+			// still in the outbox, so published again after a restart.
+			crashpoint.Hit(crashpoint.OutboxDrain)
 			if err := p.store.DeleteOutbox(seqs...); err != nil {
 				firstErr = fmt.Errorf("deleting %d published outbox records: %w", len(seqs), err)
 			} else if p.metrics != nil {

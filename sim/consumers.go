@@ -210,6 +210,7 @@ func keyID(key map[string]any) (int64, error) {
 // that does not import recon would.
 type repairEvent struct {
 	ID             string         `json:"id"`
+	DivergenceID   string         `json:"divergence_id"`
 	Key            map[string]any `json:"key"`
 	Action         string         `json:"action"`
 	Kind           string         `json:"kind"`
@@ -280,7 +281,8 @@ type RepairConsumer struct {
 
 	mu                  sync.Mutex
 	seen                map[string]bool
-	published           int // distinct repairs read
+	divergences         map[string]bool // divergence ids the repairs read name
+	published           int             // distinct repairs read
 	duplicates, applied int
 	skipped, dryRun     int
 	failed              []string
@@ -291,7 +293,7 @@ func newRepairConsumer(broker, topic string, events *avroEvents, replica *Replic
 	if err != nil {
 		return nil, err
 	}
-	return &RepairConsumer{tail: t, replica: replica, digest: digest, seen: make(map[string]bool)}, nil
+	return &RepairConsumer{tail: t, replica: replica, digest: digest, seen: make(map[string]bool), divergences: make(map[string]bool)}, nil
 }
 
 func (c *RepairConsumer) run(ctx context.Context) { c.tail.run(ctx, c.handle) }
@@ -310,6 +312,7 @@ func (c *RepairConsumer) handle(ctx context.Context, r *kgo.Record) {
 		return
 	}
 	c.seen[ev.ID] = true
+	c.divergences[ev.DivergenceID] = true
 	c.published++
 	if ev.DryRun {
 		c.dryRun++
@@ -377,4 +380,11 @@ func (c *RepairConsumer) counts() RepairCounts {
 	defer c.mu.Unlock()
 	return RepairCounts{Published: c.published, Duplicates: c.duplicates, Applied: c.applied,
 		Skipped: c.skipped, DryRun: c.dryRun, Failed: append([]string(nil), c.failed...)}
+}
+
+// repaired reports whether a repair of divergence id was read.
+func (c *RepairConsumer) repaired(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.divergences[id]
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -58,11 +59,20 @@ type Report struct {
 	FalsePositives []Verdict // verdicts on keys given no fault, or of the wrong kind
 	Undetected     []string  // injected faults recon never flagged, "key 42: lagging"
 	Unresolved     []Verdict // verdicts never resolved
-	Opened         int       // distinct divergences opened
-	Resolved       int
-	Reopened       int // further verdicts of the injected kind on an already flagged key
-	DuplicateIDs   int // divergence events read again with an id already seen
-	BadEvents      []string
+	// Unrepaired are divergences no repair event named: every kind is
+	// repaired at once in the demo, so each is a lost repair.
+	Unrepaired []Verdict
+	Opened     int // distinct divergences opened
+	Resolved   int
+	// Reopened counts further verdicts of the injected kind on an already
+	// flagged key: a second id for one injected divergence, a duplicate
+	// detection (a crash that made recon judge a key twice would show here).
+	Reopened int
+	// DuplicateIDs counts divergence events read again with an id already
+	// seen: redeliveries (an outbox chunk published again after a crash),
+	// harmless because the id is the same.
+	DuplicateIDs int
+	BadEvents    []string
 
 	Repairs RepairCounts
 	// DeadLettered lists the simulator's records recon sent to its DLQ.
@@ -89,6 +99,9 @@ type Report struct {
 	// longest such delay, broker to broker.
 	LateCopies   int
 	MaxCopyDelay time.Duration
+
+	// Chaos is what the supervisor did, in a chaos run.
+	Chaos *ChaosCounts
 
 	Settled  bool // recon went quiet with everything resolved before the settle timeout
 	Workload time.Duration
@@ -122,6 +135,20 @@ func (r *Report) OK() bool {
 	return r.detected() == r.injected() && len(r.FalsePositives) == 0 && r.Converged()
 }
 
+// Losses counts what recon lost: injected divergences never flagged,
+// verdicts never resolved and divergences never repaired.
+func (r *Report) Losses() int {
+	return r.injected() - r.detected() + len(r.Unresolved) + len(r.Unrepaired)
+}
+
+// ChaosOK is OK for a chaos run, and more: every kill was survived, the run
+// settled, nothing was lost, no injected divergence got two ids, every
+// repair was read and applied, and no event or input record went astray.
+func (r *Report) ChaosOK() bool {
+	return r.OK() && r.Chaos != nil && r.Chaos.Kills >= r.Chaos.Requested && r.Settled && r.Losses() == 0 &&
+		r.Reopened == 0 && len(r.Repairs.Failed) == 0 && len(r.BadEvents) == 0 && len(r.DeadLettered) == 0
+}
+
 // Print writes the report as an aligned table.
 func (r *Report) Print(w io.Writer) {
 	o := r.Options
@@ -138,6 +165,20 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(tw, "repairs\t%d published, %d applied, %d duplicates deduped, %d skipped by precondition, %d failed\n",
 		r.Repairs.Published, r.Repairs.Applied, r.Repairs.Duplicates, r.Repairs.Skipped, len(r.Repairs.Failed))
 	fmt.Fprintf(tw, "dead-lettered\t%d input records\n", len(r.DeadLettered))
+	if c := r.Chaos; c != nil {
+		var points []string
+		for _, p := range slices.Sorted(maps.Keys(c.ByPoint)) {
+			points = append(points, fmt.Sprintf("%s %d", p, c.ByPoint[p]))
+		}
+		fmt.Fprintf(tw, "kills survived\t%d of %d: %d SIGKILLs from outside, %d at crash points (%s); %d starts\n",
+			c.Kills, c.Requested, c.Kills-c.SelfKills, c.SelfKills, strings.Join(points, ", "), c.Starts)
+		fmt.Fprintf(tw, "divergences checked\t%d injected, %d opened\n", r.injected(), r.Opened)
+		fmt.Fprintf(tw, "duplicates\t%d (a second id for one injected divergence)\n", r.Reopened)
+		fmt.Fprintf(tw, "redelivered\t%d divergence events and %d repairs read again with the same id (harmless)\n",
+			r.DuplicateIDs, r.Repairs.Duplicates)
+		fmt.Fprintf(tw, "losses\t%d (%d undetected, %d unresolved, %d unrepaired)\n",
+			r.Losses(), r.injected()-r.detected(), len(r.Unresolved), len(r.Unrepaired))
+	}
 	fmt.Fprintf(tw, "keys converged\t%d of %d\n", r.KeysConverged, r.KeysTotal)
 	fmt.Fprintf(tw, "detection delay\tp50 %s, p99 %s (verdict after window expiry)\n", round(r.DetectionP50), round(r.DetectionP99))
 	fmt.Fprintf(tw, "source\t%d changes: %d inserts, %d updates, %d deletes\n", r.SourceChanges(), r.Inserts, r.Updates, r.Deletes)
@@ -172,6 +213,7 @@ func (r *Report) Print(w io.Writer) {
 	list("false positives", verdictLines(r.FalsePositives))
 	list("undetected", r.Undetected)
 	list("unresolved", verdictLines(r.Unresolved))
+	list("unrepaired", verdictLines(r.Unrepaired))
 	list("keys not converged", r.Diverged)
 	list("repairs that failed", r.Repairs.Failed)
 	list("dead-lettered input", r.DeadLettered)
@@ -184,7 +226,11 @@ func (r *Report) Print(w io.Writer) {
 	}
 
 	fmt.Fprintln(w)
-	if r.OK() {
+	if r.Chaos != nil && r.ChaosOK() {
+		fmt.Fprintf(w, "OK: %d kills survived; every injected divergence was reported once, none lost, no false positive, every repair applied once, the target converged\n", r.Chaos.Kills)
+		return
+	}
+	if r.Chaos == nil && r.OK() {
 		fmt.Fprintln(w, "OK: every injected divergence was detected, no false positive, the target converged")
 		return
 	}
@@ -197,6 +243,23 @@ func (r *Report) Print(w io.Writer) {
 	}
 	if !r.Converged() {
 		why = append(why, fmt.Sprintf("%d keys not converged", r.KeysTotal-r.KeysConverged))
+	}
+	if c := r.Chaos; c != nil {
+		if c.Kills < c.Requested {
+			why = append(why, fmt.Sprintf("%d of %d kills done", c.Kills, c.Requested))
+		}
+		if n := len(r.Unresolved) + len(r.Unrepaired); n > 0 {
+			why = append(why, fmt.Sprintf("%d verdicts unresolved or unrepaired", n))
+		}
+		if r.Reopened > 0 {
+			why = append(why, fmt.Sprintf("%d duplicate detections", r.Reopened))
+		}
+		if n := len(r.Repairs.Failed) + len(r.BadEvents) + len(r.DeadLettered); n > 0 {
+			why = append(why, fmt.Sprintf("%d failed repairs, unreadable events or dead-lettered records", n))
+		}
+		if !r.Settled {
+			why = append(why, "not settled")
+		}
 	}
 	fmt.Fprintf(w, "FAILED: %s\n", strings.Join(why, ", "))
 }

@@ -52,6 +52,9 @@ type Options struct {
 	SettleTimeout time.Duration
 	Progress      io.Writer    // a progress line every second; nil for none
 	Logger        *slog.Logger // recon's own logs; nil discards them
+	// Chaos, if set, runs recon as a child process that is killed and
+	// restarted (see Chaos) instead of in this process.
+	Chaos *Chaos
 }
 
 func (o *Options) setDefaults() {
@@ -83,8 +86,14 @@ func (o *Options) setDefaults() {
 	case o.Noise < 0:
 		o.Noise = 0
 	}
+	if o.Chaos != nil {
+		o.Chaos.setDefaults()
+	}
 	if o.SettleTimeout == 0 {
 		o.SettleTimeout = 4*o.Window + 20*time.Second
+		if o.Chaos != nil { // kills go on once the source stops
+			o.SettleTimeout += time.Duration(o.Chaos.Kills) * (o.Chaos.MaxUp + 2*time.Second)
+		}
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -108,6 +117,11 @@ func (o *Options) validate() error {
 	if o.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("partitions %d: want at least 1", o.Partitions))
 	}
+	if o.Chaos != nil {
+		if err := o.Chaos.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if o.Format != FormatJSON && o.Format != FormatAvro {
 		errs = append(errs, fmt.Errorf("format %q: want %s or %s", o.Format, FormatJSON, FormatAvro))
 	}
@@ -127,6 +141,11 @@ func (o *Options) validate() error {
 // other: the systems in the run's format, the dataset, its window, and auto
 // repair of every kind. registryURL is the schema registry of an avro run.
 func demoConfig(brokerAddr, registryURL, stateDir string, window time.Duration, format string) (*config.Config, error) {
+	return config.Parse([]byte(demoConfigText(brokerAddr, registryURL, stateDir, "127.0.0.1:0", window, format, "")), nil)
+}
+
+// demoConfigText is demoConfig's YAML; extra is appended at the top level.
+func demoConfigText(brokerAddr, registryURL, stateDir, listen string, window time.Duration, format, extra string) string {
 	srcFormat, tgtFormat, outFormat, registry := "debezium-json", "debezium-json", "json", ""
 	if format == FormatAvro {
 		srcFormat, tgtFormat, outFormat = "debezium-avro", "flat-json", "avro"
@@ -136,7 +155,7 @@ func demoConfig(brokerAddr, registryURL, stateDir string, window time.Duration, 
 kafka: {brokers: [%q], group: recon-demo, client_id: recon-demo}
 %s
 state: {dir: %q}
-http: {listen: "127.0.0.1:0"}
+http: {listen: %q}
 digest: {key: %q}
 outputs: {format: %s}
 datasets:
@@ -155,8 +174,8 @@ datasets:
     # diverges en masse on purpose.
     repair: {mode: auto, auto_kinds: [missing, lagging, orphan, conflict], payload: full,
              max_per_minute: 1000000, max_divergent_ratio: 0}
-`, brokerAddr, registry, stateDir, demoDigestKey, outFormat, window, SourceTopic, srcFormat, TargetTopic, tgtFormat)
-	return config.Parse([]byte(text), nil)
+`, brokerAddr, registry, stateDir, listen, demoDigestKey, outFormat, window, SourceTopic, srcFormat, TargetTopic, tgtFormat)
+	return text + extra
 }
 
 // runner holds one run's parts. Run owns it; its main loop is the only
@@ -174,7 +193,8 @@ type runner struct {
 	obs     *Observer
 	rc      *RepairConsumer
 	dlq     *dlqReader
-	pipe    *pipeline.Pipeline
+	pipe    *pipeline.Pipeline // recon in this process, or
+	sup     *supervisor        // recon in child processes (Options.Chaos)
 
 	trace *trace
 
@@ -211,14 +231,24 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 
-	// recon, as `recon run` starts it.
+	// recon, as `recon run` starts it: here, or as a child process.
 	reconCtx, stopRecon := context.WithCancel(ctx)
 	reconDone := make(chan struct{})
 	var reconErr error
-	go func() {
-		defer close(reconDone)
-		reconErr = r.pipe.Run(reconCtx)
-	}()
+	ready, addr := r.pipe.Ready, ""
+	if r.sup != nil {
+		ready, addr = r.sup.ready(ctx), r.sup.addr
+		go func() {
+			defer close(reconDone)
+			reconErr = r.sup.run(reconCtx)
+		}()
+	} else {
+		addr = r.pipe.Addr()
+		go func() {
+			defer close(reconDone)
+			reconErr = r.pipe.Run(reconCtx)
+		}()
+	}
 	stopped := false
 	stop := func() error {
 		if !stopped {
@@ -229,10 +259,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return reconErr
 	}
 	defer stop()
-	if err := waitFor(ctx, 20*time.Second, reconDone, r.pipe.Ready); err != nil {
+	if err := waitFor(ctx, 60*time.Second, reconDone, ready); err != nil {
+		if errors.Is(err, errStopped) {
+			err = stop()
+		}
 		return nil, fmt.Errorf("waiting for recon to join its group: %w", err)
 	}
-	fmt.Fprintf(opts.Progress, "recon demo: broker %s, recon's metrics at http://%s/metrics\n", r.broker.Addr(), r.pipe.Addr())
+	fmt.Fprintf(opts.Progress, "recon demo: broker %s, recon's metrics at http://%s/metrics\n", r.broker.Addr(), addr)
+	if c := opts.Chaos; c != nil {
+		fmt.Fprintf(opts.Progress, "chaos: recon runs as a child process, killed %d times with SIGKILL (crash points %s)\n", c.Kills, c.CrashAt)
+	}
 	if url := r.broker.SchemaRegistryURL(); url != "" {
 		fmt.Fprintf(opts.Progress, "schema registry at %s\n", url)
 	}
@@ -297,7 +333,12 @@ func (r *runner) setup(ctx context.Context) (cleanup func(), err error) {
 		return cleanup, err
 	}
 	undo = append(undo, func() { os.RemoveAll(dir) })
-	if r.cfg, err = demoConfig(r.broker.Addr(), r.broker.SchemaRegistryURL(), dir, r.opts.Window, r.opts.Format); err != nil {
+	if r.opts.Chaos != nil {
+		err = r.setupChaos(dir)
+	} else {
+		r.cfg, err = demoConfig(r.broker.Addr(), r.broker.SchemaRegistryURL(), dir, r.opts.Window, r.opts.Format)
+	}
+	if err != nil {
 		return cleanup, fmt.Errorf("demo config: %w", err)
 	}
 	r.formats = jsonFormats
@@ -338,6 +379,9 @@ func (r *runner) setup(ctx context.Context) (cleanup func(), err error) {
 		return cleanup, err
 	}
 	undo = append(undo, r.dlq.close)
+	if r.sup != nil {
+		return cleanup, nil
+	}
 	// Run closes the pipeline; New closes what it opened when it fails.
 	if r.pipe, err = pipeline.New(ctx, r.cfg, pipeline.Options{Logger: r.opts.Logger}); err != nil {
 		return cleanup, fmt.Errorf("starting recon: %w", err)
@@ -534,6 +578,8 @@ func (r *runner) progressLine(elapsed time.Duration, producing bool) {
 		opened, resolved, rc.Published, rc.Applied, phase)
 }
 
+var errStopped = errors.New("stopped")
+
 // waitFor polls cond every 10ms until it holds, ctx ends, d passes or stop
 // is closed.
 func waitFor(ctx context.Context, d time.Duration, stop <-chan struct{}, cond func() bool) error {
@@ -546,7 +592,7 @@ func waitFor(ctx context.Context, d time.Duration, stop <-chan struct{}, cond fu
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-stop:
-			return errors.New("stopped")
+			return errStopped
 		case <-deadline.C:
 			return fmt.Errorf("not done after %s", d)
 		case <-tick.C:

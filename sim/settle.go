@@ -86,6 +86,9 @@ func describeDiff(id int64, src *Order, tgt *Row) string {
 // reconQuiet asks recon's store whether it has read every input record and
 // has no open window and no unpublished event left.
 func (r *runner) reconQuiet(ctx context.Context) (bool, error) {
+	if r.sup != nil {
+		return r.sup.quiet(ctx, r.opts.Partitions)
+	}
 	st := r.pipe.Store()
 	if _, pending, err := st.NextDeadline(); err != nil || pending {
 		return false, err
@@ -148,6 +151,9 @@ func (r *runner) report(t timings) *Report {
 			OpenedAt: ev.OpenedAt, Detected: ev.DetectedAt, Resolved: r.obs.isResolved(ev.ID), LateCopy: r.isLate(ev.keyID)}
 		all = append(all, v)
 		rep.Opened++
+		if !r.rc.repaired(ev.ID) {
+			rep.Unrepaired = append(rep.Unrepaired, v)
+		}
 		if v.Resolved {
 			rep.Resolved++
 		} else {
@@ -188,6 +194,10 @@ func (r *runner) report(t timings) *Report {
 	resolvedAt := maps.Clone(r.obs.resolved)
 	r.obs.mu.Unlock()
 	rep.Repairs = r.rc.counts()
+	if r.sup != nil {
+		c := r.sup.snapshot()
+		rep.Chaos = &c
+	}
 	rep.DeadLettered = r.dlq.records()
 
 	rep.KeysTotal = int(wl.nextID - 1)

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"time"
 
 	"github.com/recon-dev/recon/sim"
@@ -33,6 +35,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&f.Conflict, "conflict-rate", f.Conflict, "fraction of updates whose amount the replica corrupts (conflict)")
 	fs.Float64Var(&f.Orphan, "orphan-rate", f.Orphan, "fraction of deletes the replica drops (orphan)")
 	noise := fs.Float64("noise-rate", 0.02, "fraction of changes given each kind of harmless noise (0 for none)")
+	chaos := fs.Bool("chaos", false, "run recon as a child process (recon run) and kill it with SIGKILL --kills times at random moments, "+
+		"restarting it on the same state dir; the report adds kills survived, duplicates and losses")
+	kills := fs.Int("kills", 20, "with --chaos: how many SIGKILLs recon must survive")
+	crashAt := fs.String("crash-at", sim.DefaultCrashAt, "with --chaos: the children's RECON_CRASH_AT, crash points and their probabilities (none for none)")
 	// recon's own logs go to stderr at warn, so that the progress lines on
 	// stdout stay readable.
 	logFormat := fs.String("log-format", "text", "format of recon's logs on stderr: json or text")
@@ -54,6 +60,18 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Keys: *keys, Rate: *rate, Duration: *duration, Window: *window, Seed: *seed, Partitions: *partitions, Format: *format,
 		Faults: &f, Noise: *noise, ForceEachKind: true, Progress: stdout, Logger: logger,
 	}
+	if *chaos {
+		if *kills < 1 { // sim reads 0 as "the default"
+			return fmt.Errorf("--kills %d: want at least 1", *kills)
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("--chaos runs this binary as recon run: %w", err)
+		}
+		opts.Chaos = &sim.Chaos{Kills: *kills, CrashAt: *crashAt, Stderr: stderr, Command: func(path string) *exec.Cmd {
+			return exec.Command(exe, "run", "-c", path, "--log-format", *logFormat, "--log-level", *logLevel)
+		}}
+	}
 	rep, err := sim.Run(ctx, opts)
 	if rep != nil {
 		rep.Print(stdout)
@@ -63,7 +81,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("interrupted")
 	case err != nil:
 		return err
-	case !rep.OK():
+	case *chaos && !rep.ChaosOK(), !*chaos && !rep.OK():
 		return errExitSilently
 	}
 	return nil

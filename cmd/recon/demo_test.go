@@ -51,6 +51,8 @@ func TestDemoFlags(t *testing.T) {
 		{"--lagging-rate", "0.7", "--conflict-rate", "0.7"},
 		{"--log-level", "loud"},
 		{"--format", "protobuf"},
+		{"--chaos", "--kills", "0"},
+		{"--chaos", "--crash-at", "lunch=0.5"},
 		{"extra"},
 	} {
 		var out, errb bytes.Buffer

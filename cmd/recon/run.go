@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/recon-dev/recon/config"
+	"github.com/recon-dev/recon/internal/crashpoint"
 	"github.com/recon-dev/recon/pipeline"
 )
 
@@ -27,6 +28,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return oneLine(err)
+	}
+	// Fault injection for the crash tests; a no-op unless RECON_CRASH_AT is set.
+	if err := crashpoint.FromEnv(); err != nil {
+		return err
 	}
 	p, err := pipeline.New(ctx, cfg, pipeline.Options{Logger: logger})
 	if err != nil {

@@ -1,0 +1,113 @@
+package repair
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/recon-dev/recon/state"
+)
+
+// Stopping the publisher while a chunk is in the broker's hands neither drops
+// nor double-handles outbox records: the chunk stays in the outbox until
+// Kafka acknowledges it, a flush during that time does not send the same
+// records again beside it, and once the broker answers every record is
+// deleted once and was published once.
+func TestPublisherStoppedMidChunk(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The broker holds every produce request until released.
+	release := make(chan struct{})
+	var held atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		held.Add(1)
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const n = 10
+	b := store.NewBatch()
+	for i := range n {
+		b.AppendOutbox(state.OutboxRecord{Topic: "out", Key: []byte{byte(i)}, Value: []byte("v")})
+	}
+	if err := store.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p := NewPublisher(store, cl, NewPublisherMetrics(prometheus.NewRegistry(), store), slog.New(slog.DiscardHandler),
+		PublisherOptions{Chunk: 4, ProduceTimeout: time.Minute, MaxBackoff: 20 * time.Millisecond,
+			// The wait for the held chunk counts as failures: the breaker
+			// opens, and must let the flush through soon.
+			BreakerTimeout: 100 * time.Millisecond})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	waitFor(t, 10*time.Second, "a chunk held by the broker", func() bool { return held.Load() > 0 })
+	cancel()
+	<-done
+	if depth, _ := store.OutboxDepth(); depth != n {
+		t.Fatalf("outbox holds %d records while the first chunk is unacknowledged, want all %d", depth, n)
+	}
+
+	// A bounded flush while the chunk is still held gives up without
+	// sending its records a second time.
+	fctx, fcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = p.Flush(fctx)
+	fcancel()
+	if err == nil {
+		t.Fatal("flush succeeded while the broker held a chunk")
+	}
+	if got := held.Load(); got != 1 {
+		t.Fatalf("%d produce requests reached the broker, want only the held one", got)
+	}
+
+	close(release)
+	fctx, fcancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer fcancel()
+	if err := p.Flush(fctx); err != nil {
+		t.Fatalf("flush after the broker answered: %v", err)
+	}
+	if depth, _ := store.OutboxDepth(); depth != 0 {
+		t.Fatalf("outbox holds %d records after the flush, want 0", depth)
+	}
+
+	rd, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	got := map[byte]int{}
+	total := 0
+	waitFor(t, 10*time.Second, "every record", func() bool {
+		pctx, c := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer c()
+		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got[r.Key[0]]++; total++ })
+		return len(got) == n
+	})
+	for k, times := range got {
+		if times != 1 {
+			t.Errorf("record %d published %d times, want once", k, times)
+		}
+	}
+}
