@@ -32,6 +32,9 @@ type container struct {
 		Value     string `yaml:"value"`
 		ValueFrom *struct {
 			SecretKeyRef *struct{ Name, Key string } `yaml:"secretKeyRef"`
+			FieldRef     *struct {
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"fieldRef"`
 		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	Ports []struct {
@@ -179,9 +182,17 @@ func TestKubernetesManifests(t *testing.T) {
 	if !strings.Contains(text, "${RECON_DIGEST_KEY}") {
 		t.Error("ConfigMap's digest key does not come from ${RECON_DIGEST_KEY}")
 	}
-	cfg, err := config.Parse([]byte(text), digestKeyEnv)
+	cfg, err := config.Parse([]byte(text), func(name string) (string, bool) {
+		if name == "POD_NAME" {
+			return "recon-0", true
+		}
+		return digestKeyEnv(name)
+	})
 	if err != nil {
 		t.Fatalf("ConfigMap recon.yaml: %v", err)
+	}
+	if cfg.Kafka.InstanceID != "recon-0" {
+		t.Errorf("kafka.instance_id = %q, want the pod name from ${POD_NAME}", cfg.Kafka.InstanceID)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("ConfigMap recon.yaml: %v", err)
@@ -260,14 +271,20 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("no %s limit", r)
 		}
 	}
-	secretEnv := false
+	secretEnv, podName := false, false
 	for _, e := range c.Env {
+		if e.Name == "POD_NAME" {
+			podName = e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+		}
 		if e.Name == "RECON_DIGEST_KEY" {
 			secretEnv = e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.Value == ""
 		}
 	}
 	if !secretEnv {
 		t.Error("RECON_DIGEST_KEY does not come from a Secret")
+	}
+	if !podName {
+		t.Error("POD_NAME (kafka.instance_id) does not come from metadata.name")
 	}
 	mounts := map[string]string{}
 	for _, m := range c.VolumeMounts {
