@@ -26,7 +26,9 @@ type advance struct {
 	topic     string
 	partition int32
 	next      int64
-	newest    time.Time
+	newest    time.Time // newest record timestamp
+	// newestEvent is the newest change time (source.ts_ms) decoded.
+	newestEvent time.Time
 }
 
 // Run polls until ctx is done or the handler fails. Two stages overlap: this
@@ -180,7 +182,7 @@ func (c *Consumer) apply(ctx context.Context, b *polled) error {
 	// prefetches, so when it was true is unknown. The end-offset lister's
 	// answers are stamped with when they were asked for.
 	for _, a := range b.advances {
-		c.progress.advanced(a.topic, a.partition, a.next, a.newest)
+		c.progress.advanced(a.topic, a.partition, a.next, a.newest, a.newestEvent)
 	}
 	return nil
 }
@@ -232,12 +234,17 @@ func (c *Consumer) decodeParts(ctx context.Context, parts []kgo.FetchTopicPartit
 		return nil, false
 	}
 
+	i := 0 // b.items[i] is the item of the record at hand
 	for _, p := range parts {
 		a := advance{topic: p.Topic, partition: p.Partition}
 		for _, r := range p.Records {
 			if r.Timestamp.After(a.newest) {
 				a.newest = r.Timestamp
 			}
+			if ev := b.items[i].Event; ev != nil && ev.EventTime.After(a.newestEvent) {
+				a.newestEvent = ev.EventTime
+			}
+			i++
 		}
 		last := p.Records[len(p.Records)-1]
 		a.next = last.Offset + 1

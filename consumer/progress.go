@@ -26,6 +26,9 @@ type partProgress struct {
 	endAt      time.Time // when end was observed (conservatively: when it was asked for)
 	caughtUpAt time.Time // newest instant at which next >= high watermark was known to hold
 	newestTS   time.Time // newest record timestamp folded in
+	// newestEvent is the newest change time (source.ts_ms, or the record
+	// timestamp when a format has none) folded in.
+	newestEvent time.Time
 }
 
 // NewProgress returns an empty tracker; now defaults to time.Now.
@@ -54,7 +57,7 @@ func (p *Progress) revoke(topic string, partition int32) {
 }
 
 // advanced records that everything before next is durably processed.
-func (p *Progress) advanced(topic string, partition int32, next int64, newest time.Time) {
+func (p *Progress) advanced(topic string, partition int32, next int64, newest, newestEvent time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pp := p.parts[topic][partition]
@@ -66,6 +69,9 @@ func (p *Progress) advanced(topic string, partition int32, next int64, newest ti
 	}
 	if newest.After(pp.newestTS) {
 		pp.newestTS = newest
+	}
+	if newestEvent.After(pp.newestEvent) {
+		pp.newestEvent = newestEvent
 	}
 	if pp.end >= 0 && pp.next >= pp.end && pp.endAt.After(pp.caughtUpAt) {
 		pp.caughtUpAt = pp.endAt
@@ -100,7 +106,16 @@ func (p *Progress) CaughtUp(topic string, since, change time.Time, window time.D
 		if !pp.caughtUpAt.Before(since) {
 			continue
 		}
-		if !change.IsZero() && !pp.newestTS.Before(change.Add(window)) {
+		// Read a window past the change by both clocks: the record
+		// timestamps alone would mislead on a topic re-produced with fresh
+		// timestamps, or written long after its changes happened (a
+		// connector's backlog), and the change times alone where a format
+		// carries none.
+		reach := pp.newestTS
+		if pp.newestEvent.Before(reach) {
+			reach = pp.newestEvent
+		}
+		if !change.IsZero() && !reach.Before(change.Add(window)) {
 			continue
 		}
 		return false
