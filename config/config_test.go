@@ -54,6 +54,7 @@ func TestGoodConfig(t *testing.T) {
 		HTTP:    HTTP{Listen: "127.0.0.1:8080"},
 		Digest:  Digest{Key: testKey},
 		Outputs: Outputs{Divergences: "recon.divergences", Repairs: "recon.repairs", DLQ: "recon.dlq", Audit: "recon.audit", Format: "json"},
+		Outbox:  Outbox{MaxBytes: 256 << 20},
 		Datasets: []Dataset{{
 			Name:   "orders",
 			Key:    []string{"id"},
@@ -122,6 +123,7 @@ datasets:
 		{"outputs.dlq", c.Outputs.DLQ, "recon.dlq"},
 		{"outputs.audit", c.Outputs.Audit, ""},
 		{"outputs.format", c.Outputs.Format, "json"},
+		{"outbox.max_bytes", c.Outbox.MaxBytes, int64(256 << 20)},
 		{"window", ds.Window, Duration(30 * time.Second)},
 		{"source_complete", ds.SourceComplete, false},
 		{"repair.mode", ds.Repair.Mode, "dry-run"},
@@ -231,6 +233,7 @@ var badFiles = []struct {
 	{"format_missing", "datasets[0].source.format: must be set: want debezium-json, debezium-avro, flat-json or flat-avro"},
 	{"avro_needs_registry", "datasets[0].targets[0].format: debezium-avro needs schema_registry.url"},
 	{"flat_avro_needs_registry", "datasets[0].source.format: flat-avro needs schema_registry.url"},
+	{"outbox_max_bytes", "line 1: outbox.max_bytes: must be at least 65536 (64 KiB), got 4096"},
 	{"max_record_bytes", "line 1: kafka.max_record_bytes: must be from 1 to 1073741824, got -1"},
 	{"version_unknown", `line 8: datasets[0].targets[1].version: unknown version "lsnx": want lsn, position, offset or field:<name>`},
 	{"version_missing", "datasets[0].source.version: must be set: want lsn, position, offset or field:<name>"},
