@@ -59,6 +59,13 @@ type Progress interface {
 // Notifier is woken after a commit that added outbox records.
 type Notifier interface{ Notify() }
 
+// OutboxGate holds verdicts back while the outbox is full (state.OutboxGate):
+// timers stay due, and fire once the publisher has drained it.
+type OutboxGate interface {
+	// Admits reports whether pending more outbox bytes may be added.
+	Admits(pending int64) bool
+}
+
 // Options configure an Engine.
 type Options struct {
 	Datasets     []Dataset
@@ -81,6 +88,9 @@ type Options struct {
 	Durable func(offsets map[string]map[int32]int64)
 	// CacheKeys bounds the key states kept decoded in memory (default 200000).
 	CacheKeys int
+	// Gate, if set, stops sweeps from firing windows while the outbox is
+	// full. Default: none (the outbox is unbounded).
+	Gate OutboxGate
 }
 
 // Engine is the single writer of key states.
