@@ -33,6 +33,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&f.Conflict, "conflict-rate", f.Conflict, "fraction of updates whose amount the replica corrupts (conflict)")
 	fs.Float64Var(&f.Orphan, "orphan-rate", f.Orphan, "fraction of deletes the replica drops (orphan)")
 	noise := fs.Float64("noise-rate", 0.02, "fraction of changes given each kind of harmless noise (0 for none)")
+	retention := fs.Duration("retention", time.Minute, "how long the embedded broker keeps input records (0: for ever); it shares the demo's memory")
 	// recon's own logs go to stderr at warn, so that the progress lines on
 	// stdout stay readable.
 	logFormat := fs.String("log-format", "text", "format of recon's logs on stderr: json or text")
@@ -53,6 +54,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts := sim.Options{
 		Keys: *keys, Rate: *rate, Duration: *duration, Window: *window, Seed: *seed, Partitions: *partitions, Format: *format,
 		Faults: &f, Noise: *noise, ForceEachKind: true, Progress: stdout, Logger: logger,
+		Retention: *retention,
+	}
+	if *retention == 0 {
+		opts.Retention = -1 // sim reads 0 as "the default"
 	}
 	rep, err := sim.Run(ctx, opts)
 	if rep != nil {
