@@ -1,7 +1,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test demo demo-avro bench lint fmt fuzz fuzz-short vet
+.PHONY: all build test demo demo-avro bench bench-keys soak lint fmt fuzz fuzz-short vet
 
 all: build
 
@@ -28,6 +28,18 @@ demo-avro:
 
 bench:
 	$(GO) run ./cmd/recon bench
+
+# Memory and disk per key with 10M key states on disk (a few minutes);
+# KEYS=1000000 for a quicker look.
+KEYS ?= 10000000
+bench-keys:
+	$(GO) test -run '^$$' -bench BenchmarkStateOnDisk -benchtime 1x -timeout 60m ./reconcile -keys $(KEYS)
+
+# Ten minutes at 2000 changes/s, memory reported every second and in the
+# report. Fault rates are low so that keys stay live for the whole run.
+soak:
+	$(GO) run ./cmd/recon demo --duration 10m --rate 2000 --keys 5000 \
+		--missing-rate 0.0005 --lagging-rate 0.0004 --conflict-rate 0.0004 --orphan-rate 0.0005
 
 # Every fuzz target, as package/Name: go test -fuzz takes one per run. `make
 # fuzz` fails when a Fuzz function in the tree is missing here.

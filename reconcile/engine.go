@@ -109,8 +109,12 @@ type Engine struct {
 	// only writer, so a clean cached state is the stored state.
 	cache map[string]*state.KeyState
 	pend  *pending
-	// inflight gets the outcome of the checkpoint Badger is writing, if any.
+	// inflight gets the outcome of the checkpoint Badger is writing, if any,
+	// and flying holds the ids of the key states it writes: until it is
+	// durable, the store still has their older versions, so they must stay
+	// cached.
 	inflight chan error
+	flying   map[string]bool
 	// failed is set once a fold or a checkpoint failed: the cache no longer
 	// matches what will be stored, so the engine refuses further work.
 	failed error
@@ -262,9 +266,7 @@ func (e *Engine) Apply(ctx context.Context, items []Item) error {
 	if e.failed != nil {
 		return e.failed
 	}
-	if e.inflight == nil {
-		e.trim()
-	}
+	e.trim()
 	tx := e.begin()
 	now := e.now().UTC()
 	for i := range items {
@@ -506,7 +508,7 @@ func (e *Engine) checkpoint() error {
 		}
 	}
 	done := make(chan error, 1)
-	e.inflight = done
+	e.inflight, e.flying = done, p.isDirty
 	started := time.Now()
 	e.store.CommitAsync(b, func(err error) {
 		if err != nil {
@@ -550,7 +552,7 @@ func (e *Engine) durable(p *pending, offsets map[string]map[int32]int64, started
 func (e *Engine) waitInflight() error {
 	if e.inflight != nil {
 		err := <-e.inflight
-		e.inflight = nil
+		e.inflight, e.flying = nil, nil
 		if err != nil && e.failed == nil {
 			e.failed = err
 			e.forgetAll()
@@ -640,18 +642,27 @@ func (t *txn) metric(f func(*Metrics)) {
 }
 
 // trim evicts arbitrary clean entries past the cache bound; hot keys come
-// back at the cost of one read. Call it only with no checkpoint in flight:
-// an evicted state must already be in the store.
+// back at the cost of one read. A state changed since the last durable
+// checkpoint (pending, or in the checkpoint being written) is never
+// evicted: the store does not hold it yet. Without trimming while a
+// checkpoint is in flight the cache would never shrink, since under load
+// one almost always is.
 func (e *Engine) trim() {
 	if len(e.cache) <= e.opts.CacheKeys {
 		return
+	}
+	if e.inflight != nil && len(e.inflight) > 0 {
+		// Written already: collect it, so its states count as clean.
+		if err := e.waitInflight(); err != nil {
+			return
+		}
 	}
 	target := e.opts.CacheKeys * 3 / 4
 	for id := range e.cache {
 		if len(e.cache) <= target {
 			break
 		}
-		if !e.pend.isDirty[id] {
+		if !e.pend.isDirty[id] && !e.flying[id] {
 			delete(e.cache, id)
 		}
 	}
