@@ -14,6 +14,7 @@ import (
 type memSample struct {
 	at        time.Duration // since the workload started
 	rss       int64         // resident set, bytes (0 where /proc is missing)
+	anon      int64         // its anonymous part: without the pages of mapped files (Badger's)
 	heapInuse int64         // Go heap spans in use, bytes
 }
 
@@ -22,6 +23,10 @@ type Memory struct {
 	// RSS at the start, the middle and the end of the workload, and the
 	// peak (VmHWM) over the whole run; 0 where /proc is missing.
 	StartRSS, MiddleRSS, EndRSS, PeakRSS int64
+	// RssAnon at the same moments: memory proper, without the page cache
+	// of the files Badger maps (its value log grows with every write until
+	// its garbage collection rewrites it).
+	StartAnon, MiddleAnon, EndAnon int64
 	// HeapInuse at the same moments, and its highest sample.
 	StartHeap, MiddleHeap, EndHeap, MaxHeap int64
 	Samples                                 int
@@ -36,7 +41,8 @@ func (m *memSampler) sample(at time.Duration) memSample {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	rss, _ := procStatus("VmRSS:")
-	s := memSample{at: at, rss: rss, heapInuse: int64(ms.HeapInuse)}
+	anon, _ := procStatus("RssAnon:")
+	s := memSample{at: at, rss: rss, anon: anon, heapInuse: int64(ms.HeapInuse)}
 	m.samples = append(m.samples, s)
 	return s
 }
@@ -60,6 +66,7 @@ func (m *memSampler) summary(workload time.Duration) Memory {
 	}
 	start, mid, end := nearest(0), nearest(workload/2), nearest(workload)
 	out.StartRSS, out.MiddleRSS, out.EndRSS = start.rss, mid.rss, end.rss
+	out.StartAnon, out.MiddleAnon, out.EndAnon = start.anon, mid.anon, end.anon
 	out.StartHeap, out.MiddleHeap, out.EndHeap = start.heapInuse, mid.heapInuse, end.heapInuse
 	for _, s := range m.samples {
 		out.MaxHeap = max(out.MaxHeap, s.heapInuse)

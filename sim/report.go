@@ -164,6 +164,8 @@ func (r *Report) Print(w io.Writer) {
 	if m := r.Memory; m.Samples > 0 {
 		fmt.Fprintf(tw, "memory\tRSS %s at start, %s mid-run, %s at the end of the workload, peak %s\n",
 			mib(m.StartRSS), mib(m.MiddleRSS), mib(m.EndRSS), mib(m.PeakRSS))
+		fmt.Fprintf(tw, "\tanonymous RSS %s, %s, %s (without the pages of Badger's mapped files)\n",
+			mib(m.StartAnon), mib(m.MiddleAnon), mib(m.EndAnon))
 		fmt.Fprintf(tw, "\theap in use %s, %s, %s, max %s (%d samples; one process: recon, broker, simulator)\n",
 			mib(m.StartHeap), mib(m.MiddleHeap), mib(m.EndHeap), mib(m.MaxHeap), m.Samples)
 	}

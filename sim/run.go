@@ -340,8 +340,13 @@ func (r *runner) setup(ctx context.Context) (cleanup func(), err error) {
 	undo = append(undo, r.prod.Close)
 	r.adm = kadm.NewClient(r.prod)
 	if r.opts.Retention > 0 {
-		ms := strconv.FormatInt(r.opts.Retention.Milliseconds(), 10)
-		resp, err := r.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &ms}}, SourceTopic, TargetTopic)
+		// The broker frees a partition's records a segment at a time:
+		// small segments keep what it holds close to the retention.
+		ms, seg := strconv.FormatInt(r.opts.Retention.Milliseconds(), 10), strconv.Itoa(8<<20)
+		resp, err := r.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+			{Op: kadm.SetConfig, Name: "retention.ms", Value: &ms},
+			{Op: kadm.SetConfig, Name: "segment.bytes", Value: &seg},
+		}, SourceTopic, TargetTopic)
 		if err == nil {
 			for _, t := range resp {
 				err = errors.Join(err, t.Err)
@@ -562,9 +567,9 @@ func (r *runner) progressLine(elapsed time.Duration, producing bool, generated i
 		phase = "  (settling)"
 	}
 	m := r.mem.sample(elapsed)
-	fmt.Fprintf(r.opts.Progress, "t=%-4s source=%d target=%d opened=%d resolved=%d repairs=%d applied=%d rate=%.0f/s rss=%s heap=%s%s\n",
+	fmt.Fprintf(r.opts.Progress, "t=%-4s source=%d target=%d opened=%d resolved=%d repairs=%d applied=%d rate=%.0f/s rss=%s anon=%s heap=%s%s\n",
 		elapsed.Round(time.Second), r.wl.inserts+r.wl.updates+r.wl.deletes, r.replica.Writes(),
-		opened, resolved, rc.Published, rc.Applied, float64(generated)/elapsed.Seconds(), mib(m.rss), mib(m.heapInuse), phase)
+		opened, resolved, rc.Published, rc.Applied, float64(generated)/elapsed.Seconds(), mib(m.rss), mib(m.anon), mib(m.heapInuse), phase)
 }
 
 // waitFor polls cond every 10ms until it holds, ctx ends, d passes or stop
