@@ -1,7 +1,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test demo demo-avro chaos bench lint fmt fuzz fuzz-short vet faults
+.PHONY: all build test demo demo-avro chaos bench bench-keys soak lint fmt fuzz fuzz-short vet faults
 
 all: build
 
@@ -42,6 +42,19 @@ bench:
 FAULT_OUTAGE ?= 30s
 faults:
 	$(GO) test -race -count=1 -run '^TestFault' ./pipeline/ -fault.outage=$(FAULT_OUTAGE)
+
+# Memory and disk per key with 10M key states on disk (a few minutes);
+# KEYS=1000000 for a quicker look.
+KEYS ?= 10000000
+bench-keys:
+	$(GO) test -run '^$$' -bench BenchmarkStateOnDisk -benchtime 1x -timeout 60m ./reconcile -keys $(KEYS)
+
+# Ten minutes at 2000 changes/s, memory reported every second and in the
+# report. Fault rates are low so that keys stay live for the whole run; a 10s
+# window absorbs the stalls of a shared machine.
+soak:
+	$(GO) run ./cmd/recon demo --duration 10m --rate 2000 --window 10s --keys 5000 \
+		--missing-rate 0.0005 --lagging-rate 0.0004 --conflict-rate 0.0004 --orphan-rate 0.0005
 
 # Every fuzz target, as package/Name: go test -fuzz takes one per run. `make
 # fuzz` fails when a Fuzz function in the tree is missing here.

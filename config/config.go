@@ -29,6 +29,13 @@ const (
 	// MaxMaxRecordBytes bounds kafka.max_record_bytes: a record is decoded
 	// in memory, several times its size.
 	MaxMaxRecordBytes = 1 << 30
+	// DefaultOutboxMaxBytes is outbox.max_bytes's default: far more than a
+	// healthy publisher ever lets wait, small next to a state dir's disk.
+	DefaultOutboxMaxBytes = 256 << 20
+	// MinOutboxMaxBytes bounds outbox.max_bytes from below: one checkpoint
+	// may add a few hundred records at once, and a smaller bound would
+	// pause consumption at every one.
+	MinOutboxMaxBytes = 64 << 10
 
 	// MinDigestKeyLen is the shortest digest.key accepted, in bytes.
 	MinDigestKeyLen = 16
@@ -56,6 +63,7 @@ type Config struct {
 	HTTP           HTTP           `yaml:"http"`
 	Digest         Digest         `yaml:"digest"`
 	Outputs        Outputs        `yaml:"outputs"`
+	Outbox         Outbox         `yaml:"outbox"`
 	Datasets       []Dataset      `yaml:"datasets"` // at least one
 	// ShutdownTimeout bounds how long a SIGTERM waits for the outbox to
 	// drain to Kafka once consuming stopped; what is left stays in the
@@ -162,6 +170,15 @@ type Outputs struct {
 	Format      string `yaml:"format"`      // json (default) | avro (needs schema_registry.url)
 }
 
+// Outbox bounds what waits in the state dir to be published while the
+// brokers refuse it (the output circuit breaker is open).
+type Outbox struct {
+	// MaxBytes pauses consumption while the outbox holds more than this
+	// many bytes, until the publisher drains it below 90% of it; default
+	// 256 MiB, at least 64 KiB.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
 // Dataset is one logical table: one authoritative source and the targets that copy it.
 type Dataset struct {
 	Name           string   `yaml:"name"`            // required; ^[a-z0-9][a-z0-9_.-]*$ (it appears in record keys and metric labels)
@@ -240,6 +257,9 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Outputs.Repairs, DefaultRepairs)
 	setDefault(&c.Outputs.DLQ, DefaultDLQ)
 	setDefault(&c.Outputs.Format, DefaultOutputFormat)
+	if c.Outbox.MaxBytes == 0 {
+		c.Outbox.MaxBytes = DefaultOutboxMaxBytes
+	}
 	for i := range c.Datasets {
 		ds := &c.Datasets[i]
 		if ds.Window == 0 {

@@ -55,6 +55,7 @@ func TestGoodConfig(t *testing.T) {
 		HTTP:         HTTP{Listen: "127.0.0.1:8080"},
 		Digest:       Digest{Key: testKey},
 		Outputs:      Outputs{Divergences: "recon.divergences", Repairs: "recon.repairs", DLQ: "recon.dlq", Audit: "recon.audit", Format: "json"},
+		Outbox:       Outbox{MaxBytes: 256 << 20},
 		Datasets: []Dataset{{
 			Name:   "orders",
 			Key:    []string{"id"},
@@ -127,6 +128,7 @@ datasets:
 		{"outputs.dlq", c.Outputs.DLQ, "recon.dlq"},
 		{"outputs.audit", c.Outputs.Audit, ""},
 		{"outputs.format", c.Outputs.Format, "json"},
+		{"outbox.max_bytes", c.Outbox.MaxBytes, int64(256 << 20)},
 		{"window", ds.Window, Duration(30 * time.Second)},
 		{"source_complete", ds.SourceComplete, false},
 		{"repair.mode", ds.Repair.Mode, "dry-run"},
@@ -237,6 +239,7 @@ var badFiles = []struct {
 	{"format_missing", "datasets[0].source.format: must be set: want debezium-json, debezium-avro, flat-json or flat-avro"},
 	{"avro_needs_registry", "datasets[0].targets[0].format: debezium-avro needs schema_registry.url"},
 	{"flat_avro_needs_registry", "datasets[0].source.format: flat-avro needs schema_registry.url"},
+	{"outbox_max_bytes", "line 1: outbox.max_bytes: must be at least 65536 (64 KiB), got 4096"},
 	{"max_record_bytes", "line 1: kafka.max_record_bytes: must be from 1 to 1073741824, got -1"},
 	{"shutdown_timeout_negative", "shutdown_timeout: must be >= 0 (0 means 30s), got -1s"},
 	{"instance_id_spaces", `kafka.instance_id: " recon-1": want no surrounding spaces and at most 249 characters`},

@@ -28,6 +28,7 @@
 //	outputs.dlq                     recon.dlq
 //	outputs.audit                   "" (the audit log is not mirrored to Kafka)
 //	outputs.format                  json
+//	outbox.max_bytes                268435456 (256 MiB; consumption pauses above it; at least 64 KiB)
 //	datasets[].window               30s
 //	datasets[].source_complete      false
 //	datasets[].repair.mode          dry-run

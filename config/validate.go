@@ -103,6 +103,9 @@ func (c *Config) problems() problems {
 		ds.validate(&p, path, registry, topics)
 	}
 	c.Outputs.validate(&p, registry, topics)
+	if c.Outbox.MaxBytes < MinOutboxMaxBytes {
+		p.add("outbox.max_bytes", "must be at least %d (64 KiB), got %d", MinOutboxMaxBytes, c.Outbox.MaxBytes)
+	}
 	return p
 }
 

@@ -80,10 +80,24 @@ type Options struct {
 	// resume. It is asked at every assignment, since a partition may come
 	// back after a rebalance.
 	Stored func() (map[string]map[int32]int64, error)
+	// Gate, if set, pauses consumption while the outbox is full: fetching
+	// stops (group membership stays) until the gate opens again. Default:
+	// none.
+	Gate Gate
 	// Extra client options: TLS, SASL, test hooks.
 	Extra   []kgo.Opt
 	Logger  *slog.Logger
 	Metrics *Metrics // may be nil
+}
+
+// Gate is the outbox's backpressure (state.OutboxGate).
+type Gate interface {
+	// Open reports whether consumption may go on.
+	Open() bool
+	// Wait blocks until the gate is open or ctx is done.
+	Wait(ctx context.Context) error
+	// Closing returns a channel closed once the gate is closed.
+	Closing() <-chan struct{}
 }
 
 // Metrics are the consumer's Prometheus metrics.
@@ -91,6 +105,7 @@ type Metrics struct {
 	decodeErrors  *prometheus.CounterVec
 	decodeRetries *prometheus.CounterVec
 	skipped       *prometheus.CounterVec
+	paused        prometheus.Gauge
 }
 
 // NewMetrics registers the consumer's metrics, including per-partition lag and
@@ -109,8 +124,12 @@ func NewMetrics(reg prometheus.Registerer, progress *Progress) *Metrics {
 			Name: "recon_records_skipped_total",
 			Help: "Records that are not changes (tombstones, truncates, messages), by dataset, system and kind.",
 		}, []string{"dataset", "system", "kind"}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recon_consumer_paused",
+			Help: "1 while consumption is paused because the outbox holds outbox.max_bytes or more, 0 otherwise.",
+		}),
 	}
-	reg.MustRegister(m.decodeErrors, m.decodeRetries, m.skipped, progress)
+	reg.MustRegister(m.decodeErrors, m.decodeRetries, m.skipped, m.paused, progress)
 	return m
 }
 

@@ -77,7 +77,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 func (c *Consumer) pollLoop(ctx context.Context, batches chan<- *polled) {
 	for {
-		fetches := c.client.PollRecords(ctx, c.opts.MaxPoll)
+		if g := c.opts.Gate; g != nil && !g.Open() && !c.hold(ctx, g) {
+			return
+		}
+		fetches := c.poll(ctx)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return
 		}
@@ -104,6 +107,60 @@ func (c *Consumer) pollLoop(ctx context.Context, batches chan<- *polled) {
 			return
 		}
 	}
+}
+
+// poll polls up to MaxPoll records. With a gate, a poll waiting for input
+// gives up once the gate closes: the sweeper filled the outbox, and no more
+// input may come in until it drains.
+func (c *Consumer) poll(ctx context.Context) kgo.Fetches {
+	g := c.opts.Gate
+	if g == nil {
+		return c.client.PollRecords(ctx, c.opts.MaxPoll)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-g.Closing():
+			cancel()
+		case <-done:
+		}
+	}()
+	fetches := c.client.PollRecords(pctx, c.opts.MaxPoll)
+	close(done)
+	<-watched
+	cancel()
+	return fetches
+}
+
+// hold pauses fetching while the gate is closed, and reports whether ctx is
+// still live. Nothing is polled meanwhile, and fetching stops too, so that the
+// client buffers nothing: the records wait in Kafka, where consumer lag shows
+// them. Heartbeats go on, and a rebalance meanwhile is handled as ever (the
+// revoke callback does not need the poll loop), so the group keeps its member.
+func (c *Consumer) hold(ctx context.Context, g Gate) bool {
+	topics := make([]string, 0, len(c.routes))
+	for t := range c.routes {
+		topics = append(topics, t)
+	}
+	c.client.PauseFetchTopics(topics...)
+	if m := c.opts.Metrics; m != nil {
+		m.paused.Set(1)
+	}
+	c.log.Warn("consumption paused: the outbox is full; waiting for the publisher to drain it")
+	start := time.Now()
+	err := g.Wait(ctx)
+	c.client.ResumeFetchTopics(topics...)
+	if m := c.opts.Metrics; m != nil {
+		m.paused.Set(0)
+	}
+	if err != nil {
+		return false
+	}
+	c.log.Info("consumption resumed: the outbox drained", "paused_for", time.Since(start).Round(time.Millisecond))
+	return true
 }
 
 // claim keeps the partitions this member still owns and counts the batch in

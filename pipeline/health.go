@@ -119,9 +119,23 @@ func (p *Pipeline) Readiness() Checks {
 		}
 		cs = append(cs, Check{Name: "breaker", Detail: d + "; " + waiting})
 	}
-	// The outbox has no bound yet: its depth is reported, never failed on.
-	cs = append(cs, Check{Name: "outbox", OK: true, Detail: waiting})
+	switch held, since := p.gateHeld(); {
+	case p.gate == nil:
+		cs = append(cs, Check{Name: "outbox", OK: true, Detail: waiting})
+	case held:
+		cs = append(cs, Check{Name: "outbox", Detail: fmt.Sprintf("full since %s: %s, bound %d bytes; input paused and windows held until the publisher drains it to 90%%",
+			stamp(since, now), waiting, p.gate.Max())})
+	default:
+		cs = append(cs, Check{Name: "outbox", OK: true, Detail: fmt.Sprintf("%s, bound %d bytes", waiting, p.gate.Max())})
+	}
 	return cs
+}
+
+func (p *Pipeline) gateHeld() (bool, time.Time) {
+	if p.gate == nil {
+		return false, time.Time{}
+	}
+	return p.gate.Held()
 }
 
 // stamp renders an instant for an operator: when, and how long ago.

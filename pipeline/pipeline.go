@@ -71,6 +71,7 @@ type Pipeline struct {
 	consumer  *consumer.Consumer
 	producer  *kgo.Client
 	publisher *repair.Publisher
+	gate      *state.OutboxGate // nil without outbox.max_bytes
 	registry  *prometheus.Registry
 	progress  *consumer.Progress
 	http      *http.Server
@@ -165,6 +166,21 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	pubMetrics := repair.NewPublisherMetrics(opts.Registry, p.store)
 	p.publisher = repair.NewPublisher(p.store, p.producer, pubMetrics, opts.Logger.With("component", "publisher"), pubOpts)
 
+	// The outbox's bound pauses the consumer and holds the sweeper's
+	// verdicts: a broker refusing recon's output for hours must fill no disk.
+	var gate *state.OutboxGate
+	if max := cfg.Outbox.MaxBytes; max > 0 {
+		glog := opts.Logger.With("component", "outbox")
+		gate = p.store.NewOutboxGate(max, func(closed bool, bytes int64) {
+			if closed {
+				glog.Warn("outbox full: input and windows wait until the publisher drains it", "bytes", bytes, "max_bytes", max)
+			} else {
+				glog.Info("outbox drained below its low-water mark: input and windows go on", "bytes", bytes, "max_bytes", max)
+			}
+		})
+	}
+
+	p.gate = gate
 	p.progress = consumer.NewProgress(opts.Now)
 	store := p.store // the gauges may be scraped after Close has cleared p.store
 	engMetrics := reconcile.NewMetrics(opts.Registry, func() (int64, int64) {
@@ -185,6 +201,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		Metrics:      engMetrics,
 		Logger:       opts.Logger.With("component", "engine"),
 		Now:          opts.Now,
+		Gate:         engineGate(gate),
 		Durable: func(offsets map[string]map[int32]int64) {
 			if c := marker.Load(); c != nil {
 				c.MarkDurable(offsets)
@@ -213,6 +230,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		MaxRecordBytes: cfg.Kafka.MaxRecordBytes,
 		// What the DLQ topic accepts: a larger copy is cut to fit.
 		DLQMaxBytes: dlqMax,
+		Gate:        consumerGate(gate),
 	})
 	if err != nil {
 		return nil, err
@@ -223,6 +241,21 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		return nil, err
 	}
 	return p, nil
+}
+
+// engineGate and consumerGate keep a nil gate a nil interface.
+func engineGate(g *state.OutboxGate) reconcile.OutboxGate {
+	if g == nil {
+		return nil
+	}
+	return g
+}
+
+func consumerGate(g *state.OutboxGate) consumer.Gate {
+	if g == nil {
+		return nil
+	}
+	return g
 }
 
 // kafkaOpts turns the kafka section into client options shared by both clients.

@@ -60,6 +60,13 @@ type Progress interface {
 // Notifier is woken after a commit that added outbox records.
 type Notifier interface{ Notify() }
 
+// OutboxGate holds verdicts back while the outbox is full (state.OutboxGate):
+// timers stay due, and fire once the publisher has drained it.
+type OutboxGate interface {
+	// Admits reports whether pending more outbox bytes may be added.
+	Admits(pending int64) bool
+}
+
 // Options configure an Engine.
 type Options struct {
 	Datasets     []Dataset
@@ -82,6 +89,9 @@ type Options struct {
 	Durable func(offsets map[string]map[int32]int64)
 	// CacheKeys bounds the key states kept decoded in memory (default 200000).
 	CacheKeys int
+	// Gate, if set, stops sweeps from firing windows while the outbox is
+	// full. Default: none (the outbox is unbounded).
+	Gate OutboxGate
 }
 
 // Engine is the single writer of key states.
@@ -100,8 +110,12 @@ type Engine struct {
 	// only writer, so a clean cached state is the stored state.
 	cache map[string]*state.KeyState
 	pend  *pending
-	// inflight gets the outcome of the checkpoint Badger is writing, if any.
+	// inflight gets the outcome of the checkpoint Badger is writing, if any,
+	// and flying holds the ids of the key states it writes: until it is
+	// durable, the store still has their older versions, so they must stay
+	// cached.
 	inflight chan error
+	flying   map[string]bool
 	// failed is set once a fold or a checkpoint failed: the cache no longer
 	// matches what will be stored, so the engine refuses further work.
 	failed error
@@ -253,9 +267,7 @@ func (e *Engine) Apply(ctx context.Context, items []Item) error {
 	if e.failed != nil {
 		return e.failed
 	}
-	if e.inflight == nil {
-		e.trim()
-	}
+	e.trim()
 	tx := e.begin()
 	now := e.now().UTC()
 	for i := range items {
@@ -500,7 +512,7 @@ func (e *Engine) checkpoint() error {
 		}
 	}
 	done := make(chan error, 1)
-	e.inflight = done
+	e.inflight, e.flying = done, p.isDirty
 	started := time.Now()
 	e.store.CommitAsync(b, func(err error) {
 		if err != nil {
@@ -547,7 +559,7 @@ func (e *Engine) durable(p *pending, offsets map[string]map[int32]int64, started
 func (e *Engine) waitInflight() error {
 	if e.inflight != nil {
 		err := <-e.inflight
-		e.inflight = nil
+		e.inflight, e.flying = nil, nil
 		if err != nil && e.failed == nil {
 			e.failed = err
 			e.forgetAll()
@@ -637,18 +649,27 @@ func (t *txn) metric(f func(*Metrics)) {
 }
 
 // trim evicts arbitrary clean entries past the cache bound; hot keys come
-// back at the cost of one read. Call it only with no checkpoint in flight:
-// an evicted state must already be in the store.
+// back at the cost of one read. A state changed since the last durable
+// checkpoint (pending, or in the checkpoint being written) is never
+// evicted: the store does not hold it yet. Without trimming while a
+// checkpoint is in flight the cache would never shrink, since under load
+// one almost always is.
 func (e *Engine) trim() {
 	if len(e.cache) <= e.opts.CacheKeys {
 		return
+	}
+	if e.inflight != nil && len(e.inflight) > 0 {
+		// Written already: collect it, so its states count as clean.
+		if err := e.waitInflight(); err != nil {
+			return
+		}
 	}
 	target := e.opts.CacheKeys * 3 / 4
 	for id := range e.cache {
 		if len(e.cache) <= target {
 			break
 		}
-		if !e.pend.isDirty[id] {
+		if !e.pend.isDirty[id] && !e.flying[id] {
 			delete(e.cache, id)
 		}
 	}

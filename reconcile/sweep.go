@@ -14,12 +14,17 @@ import (
 type SweepResult struct {
 	Fired   int // verdicts opened
 	Waiting int // expired windows held back by the watermark rule
+	// Held says the sweep stopped early because the outbox is full; the
+	// windows left are fired once the publisher drains it.
+	Held bool
 }
 
 // Sweep fires the windows that expired by now. A window fires only once the
 // source and target topics are known to be read far enough (Progress), so
 // recon's own consumer lag never looks like a divergence; a window that must
-// wait keeps its timer and is tried again at the next sweep.
+// wait keeps its timer and is tried again at the next sweep. With a Gate, a
+// sweep fires nothing once the outbox is full: the timers stay due, and the
+// verdicts come late rather than grow the outbox without bound.
 func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 	var res SweepResult
 	e.mu.Lock()
@@ -29,8 +34,11 @@ func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 		return res, err
 	}
 	now := e.now().UTC()
-	timers, err := e.store.DueTimers(now, limit)
-	if err != nil {
+	var err error
+	var timers []state.Timer
+	if g := e.opts.Gate; g != nil && !g.Admits(0) {
+		res.Held = true // no verdict fits in the outbox: leave the timers due
+	} else if timers, err = e.store.DueTimers(now, limit); err != nil {
 		return res, err
 	}
 	verifies, err := e.store.DueVerifyTimers(now, limit)
@@ -50,6 +58,10 @@ func (e *Engine) Sweep(ctx context.Context, limit int) (SweepResult, error) {
 	}
 	for _, tm := range timers {
 		if ctx.Err() != nil {
+			break
+		}
+		if g := e.opts.Gate; g != nil && !g.Admits(tx.p.batch.OutboxBytes()) {
+			res.Held = true
 			break
 		}
 		fired, waiting, err := tx.fire(tm, now)
@@ -447,7 +459,7 @@ func (e *Engine) RunSweeper(ctx context.Context, tick time.Duration) error {
 			}
 			// Timers that wait on the watermark stay due; stop once a pass
 			// fired nothing new so they are retried at the next tick.
-			if res.Fired == 0 || res.Fired+res.Waiting < limit {
+			if res.Held || res.Fired == 0 || res.Fired+res.Waiting < limit {
 				break
 			}
 		}

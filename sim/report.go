@@ -102,6 +102,9 @@ type Report struct {
 
 	// Chaos is what the supervisor did, in a chaos run.
 	Chaos *ChaosCounts
+	// Memory is the process's memory over the run (recon, the embedded
+	// broker and the simulator share it).
+	Memory Memory
 
 	Settled  bool // recon went quiet with everything resolved before the settle timeout
 	Workload time.Duration
@@ -195,6 +198,17 @@ func (r *Report) Print(w io.Writer) {
 		settled = "settle timeout"
 	}
 	fmt.Fprintf(tw, "wall time\t%s (workload %s, %s after %s)\n", round(r.Wall), round(r.Workload), settled, round(r.Settle))
+	if r.Workload > 0 {
+		fmt.Fprintf(tw, "rate\t%.0f changes/s achieved of %g requested\n", float64(r.SourceChanges())/r.Workload.Seconds(), o.Rate)
+	}
+	if m := r.Memory; m.Samples > 0 {
+		fmt.Fprintf(tw, "memory\tRSS %s at start, %s mid-run, %s at the end of the workload, peak %s\n",
+			mib(m.StartRSS), mib(m.MiddleRSS), mib(m.EndRSS), mib(m.PeakRSS))
+		fmt.Fprintf(tw, "\tanonymous RSS %s, %s, %s (without the pages of Badger's mapped files)\n",
+			mib(m.StartAnon), mib(m.MiddleAnon), mib(m.EndAnon))
+		fmt.Fprintf(tw, "\theap in use %s, %s, %s, max %s (%d samples; one process: recon, broker, simulator)\n",
+			mib(m.StartHeap), mib(m.MiddleHeap), mib(m.EndHeap), mib(m.MaxHeap), m.Samples)
+	}
 	tw.Flush()
 
 	list := func(title string, items []string) {

@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recon-dev/recon/broker"
@@ -50,8 +52,13 @@ type Options struct {
 	// SettleTimeout bounds the wait, once the source stops, for every verdict,
 	// resolution and repair (default 4*Window + 20s).
 	SettleTimeout time.Duration
-	Progress      io.Writer    // a progress line every second; nil for none
-	Logger        *slog.Logger // recon's own logs; nil discards them
+	// Retention is how long the embedded broker keeps the records of the
+	// source and target topics (default 1m; negative: for ever). The broker
+	// lives in the demo's process, and a long run would otherwise hold all
+	// of its input in memory; recon reads far within a minute.
+	Retention time.Duration
+	Progress  io.Writer    // a progress line every second; nil for none
+	Logger    *slog.Logger // recon's own logs; nil discards them
 	// Chaos, if set, runs recon as a child process that is killed and
 	// restarted (see Chaos) instead of in this process.
 	Chaos *Chaos
@@ -97,6 +104,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
+	}
+	if o.Retention == 0 {
+		o.Retention = time.Minute
 	}
 }
 
@@ -210,6 +220,8 @@ type runner struct {
 	srcAcked map[uint64]time.Time
 	late     map[int64]bool
 	maxDelay time.Duration
+
+	mem memSampler
 }
 
 // Run runs the demo: broker, source, replica, repair consumer and recon, the
@@ -323,6 +335,10 @@ func (r *runner) setup(ctx context.Context) (cleanup func(), err error) {
 	if avro {
 		bopts.SchemaRegistry = "127.0.0.1:0"
 	}
+	if r.opts.Retention > 0 {
+		// Retention is enforced every few seconds rather than kfake's hour.
+		bopts.Extra = append(bopts.Extra, kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "5000"}))
+	}
 	r.broker, err = broker.Start(bopts)
 	if err != nil {
 		return cleanup, fmt.Errorf("starting the broker: %w", err)
@@ -364,6 +380,23 @@ func (r *runner) setup(ctx context.Context) (cleanup func(), err error) {
 	}
 	undo = append(undo, r.prod.Close)
 	r.adm = kadm.NewClient(r.prod)
+	if r.opts.Retention > 0 {
+		// The broker frees a partition's records a segment at a time:
+		// small segments keep what it holds close to the retention.
+		ms, seg := strconv.FormatInt(r.opts.Retention.Milliseconds(), 10), strconv.Itoa(8<<20)
+		resp, err := r.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+			{Op: kadm.SetConfig, Name: "retention.ms", Value: &ms},
+			{Op: kadm.SetConfig, Name: "segment.bytes", Value: &seg},
+		}, SourceTopic, TargetTopic)
+		if err == nil {
+			for _, t := range resp {
+				err = errors.Join(err, t.Err)
+			}
+		}
+		if err != nil {
+			return cleanup, fmt.Errorf("setting the input topics' retention: %w", err)
+		}
+	}
 	r.wl = newWorkload(r.opts.Seed, r.opts.Keys, r.opts.Window, *r.opts.Faults, r.opts.Noise, r.opts.ForceEachKind)
 	r.replica = newReplica(TargetTopic, r.formats.tgt, r.emit)
 	r.replica.trace, r.replica.onCopy = r.trace, r.copied
@@ -451,6 +484,7 @@ func (r *runner) drive(ctx context.Context, reconDone <-chan struct{}) (timings,
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	start := time.Now()
+	r.mem.sample(0)
 	nextLine, nextCheck := start.Add(time.Second), time.Time{}
 	workEnd := start.Add(r.opts.Duration)
 	producing, generated := true, 0
@@ -484,7 +518,7 @@ func (r *runner) drive(ctx context.Context, reconDone <-chan struct{}) (timings,
 		}
 		r.replicateDue(now)
 		if !now.Before(nextLine) {
-			r.progressLine(now.Sub(start), producing)
+			r.progressLine(now.Sub(start), producing, generated)
 			nextLine = nextLine.Add(time.Second)
 		}
 		if producing || now.Before(nextCheck) {
@@ -566,16 +600,20 @@ func (r *runner) replicateDue(now time.Time) {
 	}
 }
 
-func (r *runner) progressLine(elapsed time.Duration, producing bool) {
+// progressLine prints the run's counts and the process's memory (recon, the
+// broker and the simulator together) once a second; a soak shows there
+// whether memory stays flat.
+func (r *runner) progressLine(elapsed time.Duration, producing bool, generated int) {
 	opened, resolved := r.obs.counts()
 	rc := r.rc.counts()
 	phase := ""
 	if !producing {
 		phase = "  (settling)"
 	}
-	fmt.Fprintf(r.opts.Progress, "t=%-4s source=%d target=%d opened=%d resolved=%d repairs=%d applied=%d%s\n",
+	m := r.mem.sample(elapsed)
+	fmt.Fprintf(r.opts.Progress, "t=%-4s source=%d target=%d opened=%d resolved=%d repairs=%d applied=%d rate=%.0f/s rss=%s anon=%s heap=%s%s\n",
 		elapsed.Round(time.Second), r.wl.inserts+r.wl.updates+r.wl.deletes, r.replica.Writes(),
-		opened, resolved, rc.Published, rc.Applied, phase)
+		opened, resolved, rc.Published, rc.Applied, float64(generated)/elapsed.Seconds(), mib(m.rss), mib(m.anon), mib(m.heapInuse), phase)
 }
 
 var errStopped = errors.New("stopped")

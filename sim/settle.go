@@ -141,7 +141,8 @@ func (r *runner) isLate(id int64) bool {
 
 // report compares the ground truth with what recon published.
 func (r *runner) report(t timings) *Report {
-	rep := &Report{Options: r.opts, Settled: t.settled, Workload: t.workload, Settle: t.settle}
+	rep := &Report{Options: r.opts, Settled: t.settled, Workload: t.workload, Settle: t.settle,
+		Memory: r.mem.summary(t.workload)}
 	wl := r.wl
 	flagged := make(map[int64]map[string]bool)
 	var delays []time.Duration

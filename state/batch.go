@@ -28,8 +28,10 @@ type Batch struct {
 	enc     encoder
 	ops     []op
 	outboxN int
-	auditN  int
-	err     error
+	// outboxBytes is the encoded size of the outbox records appended.
+	outboxBytes int64
+	auditN      int
+	err         error
 	// minTimer is the earliest deadline the batch sets (unix nanos), so the
 	// store can lower its timer scan bound; math.MaxInt64 when none.
 	minTimer int64
@@ -65,6 +67,7 @@ func (b *Batch) Reset() {
 	b.enc.buf = b.enc.buf[:0]
 	b.ops = b.ops[:0]
 	b.outboxN = 0
+	b.outboxBytes = 0
 	b.auditN = 0
 	b.err = nil
 	b.minTimer = math.MaxInt64
@@ -152,7 +155,12 @@ func (b *Batch) AppendOutbox(r OutboxRecord) {
 	b.enc.buf = appendOutboxRecord(b.enc.buf, &r)
 	b.ops = append(b.ops, op{kind: opOutbox, value0: v0, value1: b.mark()})
 	b.outboxN++
+	b.outboxBytes += int64(b.mark() - v0)
 }
+
+// OutboxBytes is the encoded size of the outbox records appended so far, as
+// they will count in OutboxDepth once committed (audit mirrors aside).
+func (b *Batch) OutboxBytes() int64 { return b.outboxBytes }
 
 // SetOffset records the next offset to read from a topic partition: the
 // input this batch's state already reflects.

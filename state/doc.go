@@ -13,6 +13,8 @@
 // transaction, so state, timers, outbox and offsets never disagree after a
 // crash: on restart, consumption resumes from Offsets and whatever the outbox
 // holds is published (again, at worst; records carry deterministic ids).
+// OutboxGate (gate.go) bounds the outbox: those who fill it stop while it
+// holds max bytes, until the publisher drains it to 90%.
 //
 // The package does not know Kafka, verdicts or policy: topics are names,
 // outbox records are opaque bytes and audit actions are the caller's words.

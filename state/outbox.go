@@ -164,6 +164,10 @@ func (s *Store) DeleteOutbox(seqs ...uint64) error {
 	s.mu.Lock()
 	s.outboxCount -= count
 	s.outboxBytes -= bytes
+	if count > 0 {
+		close(s.outboxShrunk)
+		s.outboxShrunk = make(chan struct{})
+	}
 	s.mu.Unlock()
 	return nil
 }

@@ -63,6 +63,9 @@ type Store struct {
 	outboxCount  int
 	outboxBytes  int64
 	outboxLowSeq uint64 // no outbox record has a smaller seq; see Outbox
+	// outboxShrunk is closed, and replaced, whenever records leave the
+	// outbox: an OutboxGate waiting for it to drain wakes on it.
+	outboxShrunk chan struct{}
 
 	// timerLow is a lower bound of every timer's deadline (unix nanos):
 	// timer scans seek there instead of walking the deleted timers that
@@ -147,7 +150,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state dir %s: %w", name, err)
 	}
-	s := &Store{db: db, dir: name, auditTopic: opts.AuditTopic}
+	s := &Store{db: db, dir: name, auditTopic: opts.AuditTopic, outboxShrunk: make(chan struct{})}
 	if opts.ReadOnly {
 		err = s.checkLayout()
 	} else if err = s.init(); err == nil {

@@ -39,6 +39,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"restarting it on the same state dir; the report adds kills survived, duplicates and losses")
 	kills := fs.Int("kills", 20, "with --chaos: how many SIGKILLs recon must survive")
 	crashAt := fs.String("crash-at", sim.DefaultCrashAt, "with --chaos: the children's RECON_CRASH_AT, crash points and their probabilities (none for none)")
+	retention := fs.Duration("retention", time.Minute, "how long the embedded broker keeps input records (0: for ever); it shares the demo's memory")
 	// recon's own logs go to stderr at warn, so that the progress lines on
 	// stdout stay readable.
 	logFormat := fs.String("log-format", "text", "format of recon's logs on stderr: json or text")
@@ -59,6 +60,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts := sim.Options{
 		Keys: *keys, Rate: *rate, Duration: *duration, Window: *window, Seed: *seed, Partitions: *partitions, Format: *format,
 		Faults: &f, Noise: *noise, ForceEachKind: true, Progress: stdout, Logger: logger,
+		Retention: *retention,
+	}
+	if *retention == 0 {
+		opts.Retention = -1 // sim reads 0 as "the default"
 	}
 	if *chaos {
 		if *kills < 1 { // sim reads 0 as "the default"
