@@ -1,12 +1,9 @@
 package reconcile
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/recon-dev/recon/compare"
+	"github.com/recon-dev/recon/internal/procstat"
 	"github.com/recon-dev/recon/repair"
 	"github.com/recon-dev/recon/state"
 )
@@ -108,8 +106,8 @@ func stateOnDisk(b *testing.B, keys int) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	anonPeak := stopSampling()
-	peak, _ := procStatusBytes("VmHWM:")
-	anon, _ := procStatusBytes("RssAnon:")
+	peak, _ := procstat.Bytes(procstat.PeakRSS)
+	anon, _ := procstat.Bytes(procstat.AnonRSS)
 	runtime.KeepAlive(e) // its cache counts in the heap measured
 	if err := st.Close(); err != nil {
 		b.Fatal(err)
@@ -160,7 +158,7 @@ func sampleAnon() (stop func() int64) {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if n, ok := procStatusBytes("RssAnon:"); ok {
+			if n, ok := procstat.Bytes(procstat.AnonRSS); ok {
 				most = max(most, n)
 			}
 			select {
@@ -175,28 +173,6 @@ func sampleAnon() (stop func() int64) {
 		<-done
 		return most
 	}
-}
-
-// procStatusBytes reads a size field of /proc/self/status, in bytes.
-func procStatusBytes(field string) (int64, bool) {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, false
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte(field))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(rest)
-		if len(f) == 0 {
-			return 0, false
-		}
-		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-		return kb << 10, err == nil
-	}
-	return 0, false
 }
 
 func dirSize(b *testing.B, dir string) int64 {

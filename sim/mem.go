@@ -1,12 +1,11 @@
 package sim
 
 import (
-	"bufio"
-	"bytes"
-	"os"
 	"runtime"
 	"strconv"
 	"time"
+
+	"github.com/recon-dev/recon/internal/procstat"
 )
 
 // memSample is the process's memory at one moment of a run: recon, the
@@ -40,8 +39,8 @@ type memSampler struct {
 func (m *memSampler) sample(at time.Duration) memSample {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	rss, _ := procStatus("VmRSS:")
-	anon, _ := procStatus("RssAnon:")
+	rss, _ := procstat.Bytes(procstat.RSS)
+	anon, _ := procstat.Bytes(procstat.AnonRSS)
 	s := memSample{at: at, rss: rss, anon: anon, heapInuse: int64(ms.HeapInuse)}
 	m.samples = append(m.samples, s)
 	return s
@@ -71,30 +70,8 @@ func (m *memSampler) summary(workload time.Duration) Memory {
 	for _, s := range m.samples {
 		out.MaxHeap = max(out.MaxHeap, s.heapInuse)
 	}
-	out.PeakRSS, _ = procStatus("VmHWM:")
+	out.PeakRSS, _ = procstat.Bytes(procstat.PeakRSS)
 	return out
-}
-
-// procStatus reads a size field of /proc/self/status, in bytes.
-func procStatus(field string) (int64, bool) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, false
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte(field))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(rest) // "123456 kB"
-		if len(f) == 0 {
-			return 0, false
-		}
-		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-		return kb << 10, err == nil
-	}
-	return 0, false
 }
 
 func mib(n int64) string { return strconv.FormatInt((n+1<<19)>>20, 10) + " MiB" }
