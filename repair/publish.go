@@ -176,9 +176,6 @@ func (p *Publisher) Notify() {
 	}
 }
 
-// BreakerState is the breaker's state for readiness reports.
-func (p *Publisher) BreakerState() gobreaker.State { return p.cb.State() }
-
 // Breaker reports the breaker's state, since when, and the last failure
 // that counted against it.
 func (p *Publisher) Breaker() BreakerStatus {

@@ -118,7 +118,7 @@ func TestPublisherKeepsRecordsItCannotEncode(t *testing.T) {
 	if n, _ := store.OutboxDepth(); n != 2 {
 		t.Errorf("outbox has %d records, want both kept", n)
 	}
-	if s := p.BreakerState().String(); s != "closed" {
+	if s := p.Breaker().State.String(); s != "closed" {
 		t.Errorf("breaker %s, want closed", s)
 	}
 	if n := testutil.ToFloat64(p.metrics.failures); n < 1 {

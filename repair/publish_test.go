@@ -66,7 +66,7 @@ func TestPublisherKeepsOutboxThroughBrokerFailures(t *testing.T) {
 	go func() { defer close(done); p.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, 10*time.Second, "the breaker to open", func() bool { return p.BreakerState().String() == "open" })
+	waitFor(t, 10*time.Second, "the breaker to open", func() bool { return p.Breaker().State.String() == "open" })
 	if n, _ := store.OutboxDepth(); n != 10 {
 		t.Fatalf("outbox has %d records while the broker fails, want all 10", n)
 	}
@@ -83,7 +83,7 @@ func TestPublisherKeepsOutboxThroughBrokerFailures(t *testing.T) {
 	}
 	fault.Remove()
 	waitFor(t, 10*time.Second, "the outbox to drain", func() bool { n, _ := store.OutboxDepth(); return n == 0 })
-	waitFor(t, 10*time.Second, "the breaker to close again", func() bool { return p.BreakerState().String() == "closed" })
+	waitFor(t, 10*time.Second, "the breaker to close again", func() bool { return p.Breaker().State.String() == "closed" })
 	if b := p.Breaker(); b.LastErr != nil || !b.Since.After(opened.Since) {
 		t.Errorf("closed breaker status %+v: want no error, closed since after it opened (%v)", b, opened.Since)
 	}
