@@ -155,10 +155,17 @@ type kafkaHealth struct {
 	now func() time.Time
 
 	mu    sync.Mutex
-	addrs map[string]*addrHealth
+	addrs map[hostPort]*addrHealth // by address: a seed and the broker it turns out to be are one
+}
+
+type hostPort struct {
+	host string
+	port int32
 }
 
 type addrHealth struct {
+	addr string
+
 	failingSince time.Time // zero while the address answers
 	lastFailure  time.Time
 	err          error
@@ -170,7 +177,7 @@ var (
 )
 
 func newKafkaHealth(now func() time.Time) *kafkaHealth {
-	return &kafkaHealth{now: now, addrs: make(map[string]*addrHealth)}
+	return &kafkaHealth{now: now, addrs: make(map[hostPort]*addrHealth)}
 }
 
 func (h *kafkaHealth) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
@@ -186,14 +193,15 @@ func (h *kafkaHealth) note(meta kgo.BrokerMetadata, err error) {
 		errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, net.ErrClosed) {
 		return // our own doing (a cancelled request, a connection the client closed), not the broker's
 	}
-	addr := net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))
 	now := h.now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	a := h.addrs[addr]
+	// Every request passes here: the address is rendered once per broker.
+	hp := hostPort{meta.Host, meta.Port}
+	a := h.addrs[hp]
 	if a == nil {
-		a = &addrHealth{}
-		h.addrs[addr] = a
+		a = &addrHealth{addr: net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))}
+		h.addrs[hp] = a
 	}
 	if err == nil {
 		a.failingSince, a.err = time.Time{}, nil
@@ -210,11 +218,11 @@ func (h *kafkaHealth) failing(now time.Time, fresh time.Duration) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []string
-	for addr, a := range h.addrs {
+	for _, a := range h.addrs {
 		if a.failingSince.IsZero() || now.Sub(a.lastFailure) > fresh {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s unreachable since %s: %v", addr, stamp(a.failingSince, now), a.err))
+		out = append(out, fmt.Sprintf("%s unreachable since %s: %v", a.addr, stamp(a.failingSince, now), a.err))
 	}
 	slices.Sort(out)
 	return out
