@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"encoding/json"
 	"sync"
 	"testing"
@@ -103,28 +102,15 @@ datasets:
 // readTopic collects the records of one topic from the start.
 func readTopic(t *testing.T, addr, topic string) func() []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AllowAutoTopicCreation(),
-		kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var (
 		mu   sync.Mutex
 		recs []*kgo.Record
 	)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			fs := cl.PollFetches(ctx)
-			mu.Lock()
-			fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	consume(t, addr, []string{topic}, func(r *kgo.Record) {
+		mu.Lock()
+		recs = append(recs, r)
+		mu.Unlock()
+	})
 	return func() []*kgo.Record {
 		mu.Lock()
 		defer mu.Unlock()

@@ -100,42 +100,17 @@ func (h *harness) readAvroOutputs(registryURL string) (wires func() []avroWire) 
 		var body map[string]any
 		return body, json.Unmarshal(js, &body)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker.Addr()),
-		kgo.ConsumeTopics(h.cfg.Outputs.Divergences, h.cfg.Outputs.Repairs, h.cfg.Outputs.DLQ),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.AllowAutoTopicCreation(),
-		kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(200*time.Millisecond))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			fs := cl.PollFetches(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			fs.EachRecord(func(r *kgo.Record) {
-				ev := outEvent{Topic: r.Topic, Key: string(r.Key), Headers: map[string]string{}}
-				for _, hd := range r.Headers {
-					ev.Headers[hd.Key] = string(hd.Value)
-				}
-				if r.Topic == h.cfg.Outputs.DLQ {
-					ev.Body = map[string]any{"raw": string(r.Value)}
-				} else if body, err := decode(r); err != nil {
-					h.t.Errorf("output %s is not avro of a registered schema: %v", r.Topic, err)
-				} else {
-					ev.Body = body
-				}
-				h.mu.Lock()
-				h.events = append(h.events, ev)
-				h.mu.Unlock()
-			})
+	consume(h.t, h.broker.Addr(), []string{h.cfg.Outputs.Divergences, h.cfg.Outputs.Repairs, h.cfg.Outputs.DLQ}, func(r *kgo.Record) {
+		ev := outEventOf(r)
+		if r.Topic == h.cfg.Outputs.DLQ {
+			ev.Body = map[string]any{"raw": string(r.Value)}
+		} else if body, err := decode(r); err != nil {
+			h.t.Errorf("output %s is not avro of a registered schema: %v", r.Topic, err)
+		} else {
+			ev.Body = body
 		}
-	}()
-	h.t.Cleanup(func() { cancel(); <-done; cl.Close() })
+		h.keep(ev)
+	})
 	return func() []avroWire {
 		mu.Lock()
 		defer mu.Unlock()

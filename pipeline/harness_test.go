@@ -132,13 +132,29 @@ func (h *harness) startWith(opts Options) (p *Pipeline, stop func()) {
 }
 
 func (h *harness) readOutputs() {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.broker.Addr()),
-		kgo.ConsumeTopics(h.cfg.Outputs.Divergences, h.cfg.Outputs.Repairs, h.cfg.Outputs.DLQ),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.AllowAutoTopicCreation(),
-		kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(200*time.Millisecond))
+	h.t.Helper()
+	consume(h.t, h.broker.Addr(), []string{h.cfg.Outputs.Divergences, h.cfg.Outputs.Repairs, h.cfg.Outputs.DLQ}, func(r *kgo.Record) {
+		ev := outEventOf(r)
+		if r.Topic != h.cfg.Outputs.DLQ {
+			if err := json.Unmarshal(r.Value, &ev.Body); err != nil {
+				h.t.Errorf("output %s is not JSON: %v", r.Topic, err)
+			}
+		} else {
+			ev.Body = map[string]any{"raw": string(r.Value)}
+		}
+		h.keep(ev)
+	})
+}
+
+// consume calls fn for every record of topics, from their start, in a
+// goroutine that the test's cleanup stops.
+func consume(t *testing.T, addr string, topics []string, fn func(*kgo.Record)) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AllowAutoTopicCreation(),
+		kgo.FetchMaxBytes(64<<20), kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(200*time.Millisecond))
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -149,25 +165,26 @@ func (h *harness) readOutputs() {
 			if ctx.Err() != nil {
 				return
 			}
-			fs.EachRecord(func(r *kgo.Record) {
-				ev := outEvent{Topic: r.Topic, Key: string(r.Key), Headers: map[string]string{}}
-				for _, hd := range r.Headers {
-					ev.Headers[hd.Key] = string(hd.Value)
-				}
-				if r.Topic != h.cfg.Outputs.DLQ {
-					if err := json.Unmarshal(r.Value, &ev.Body); err != nil {
-						h.t.Errorf("output %s is not JSON: %v", r.Topic, err)
-					}
-				} else {
-					ev.Body = map[string]any{"raw": string(r.Value)}
-				}
-				h.mu.Lock()
-				h.events = append(h.events, ev)
-				h.mu.Unlock()
-			})
+			fs.EachRecord(fn)
 		}
 	}()
-	h.t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+}
+
+// outEventOf is r with its headers as a map; the caller fills Body.
+func outEventOf(r *kgo.Record) outEvent {
+	ev := outEvent{Topic: r.Topic, Key: string(r.Key), Headers: map[string]string{}}
+	for _, hd := range r.Headers {
+		ev.Headers[hd.Key] = string(hd.Value)
+	}
+	return ev
+}
+
+// keep records an output event the harness read.
+func (h *harness) keep(ev outEvent) {
+	h.mu.Lock()
+	h.events = append(h.events, ev)
+	h.mu.Unlock()
 }
 
 // outputs returns the output events seen so far on topic.

@@ -680,7 +680,7 @@ func (r *dlqReader) all() map[tp]dlqCopy {
 func readDLQ(t *testing.T, addr, topic string) *dlqReader {
 	t.Helper()
 	r := &dlqReader{recs: map[tp]*dlqCopy{}}
-	consume(t, addr, topic, func(rec *kgo.Record) {
+	consume(t, addr, []string{topic}, func(rec *kgo.Record) {
 		hs := map[string]string{}
 		for _, h := range rec.Headers {
 			hs[h.Key] = string(h.Value)
@@ -722,11 +722,8 @@ func (r *topicReader) events() []outEvent {
 func readEvents(t *testing.T, addr, topic string) *topicReader {
 	t.Helper()
 	r := &topicReader{}
-	consume(t, addr, topic, func(rec *kgo.Record) {
-		ev := outEvent{Topic: rec.Topic, Key: string(rec.Key), Headers: map[string]string{}}
-		for _, h := range rec.Headers {
-			ev.Headers[h.Key] = string(h.Value)
-		}
+	consume(t, addr, []string{topic}, func(rec *kgo.Record) {
+		ev := outEventOf(rec)
 		if err := json.Unmarshal(rec.Value, &ev.Body); err != nil {
 			t.Errorf("%s: %v", topic, err)
 		}
@@ -735,31 +732,6 @@ func readEvents(t *testing.T, addr, topic string) *topicReader {
 		r.mu.Unlock()
 	})
 	return r
-}
-
-// consume calls fn for every record of topic, from its start, in a
-// goroutine that the test's cleanup stops.
-func consume(t *testing.T, addr, topic string, fn func(*kgo.Record)) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AllowAutoTopicCreation(),
-		kgo.FetchMaxBytes(64<<20), kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			fs := cl.PollFetches(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			fs.EachRecord(fn)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done; cl.Close() })
 }
 
 // TestDLQCopyCutToFitTopic: a record larger than the DLQ topic's
