@@ -39,6 +39,20 @@ func (c *apiClient) repairState(id, want string) reconcile.RepairView {
 }
 
 // repairEvents returns the repair events on Kafka with id.
+// auditTrail reads the audit log and returns it with the records of one
+// repair as "actor:action ...".
+func (c *apiClient) auditTrail(repairID string) (api.AuditPage, string) {
+	var page api.AuditPage
+	c.ok("GET", "/api/v1/audit?limit=1000", viewerSecret, nil, &page)
+	var trail []string
+	for _, r := range page.Items {
+		if r.RepairID == repairID {
+			trail = append(trail, r.Actor+":"+r.Action)
+		}
+	}
+	return page, strings.Join(trail, " ")
+}
+
 func (h *harness) repairEvents(id string) []outEvent {
 	var out []outEvent
 	for _, e := range h.outputs(h.cfg.Outputs.Repairs) {
@@ -110,16 +124,9 @@ func TestApproveFlowOverHTTP(t *testing.T) {
 		t.Errorf("resolved divergences %+v", divs)
 	}
 
-	var page api.AuditPage
-	c.ok("GET", "/api/v1/audit?limit=1000", viewerSecret, nil, &page)
-	var trail []string
-	for _, r := range page.Items {
-		if r.RepairID == rep.ID {
-			trail = append(trail, r.Actor+":"+r.Action)
-		}
-	}
-	if got := strings.Join(trail, " "); got != "recon:repair_planned alice:approved recon:published recon:resolved recon:verified" {
-		t.Errorf("audit trail of the repair: %s", got)
+	page, trail := c.auditTrail(rep.ID)
+	if trail != "recon:repair_planned alice:approved recon:published recon:resolved recon:verified" {
+		t.Errorf("audit trail of the repair: %s", trail)
 	}
 	var v api.AuditVerification
 	c.ok("GET", "/api/v1/audit/verify", viewerSecret, nil, &v)
@@ -209,17 +216,7 @@ func TestSupersedeOverHTTP(t *testing.T) {
 	if evs := h.outputs(h.cfg.Outputs.Repairs); len(evs) != 0 {
 		t.Errorf("a superseded repair was published: %v", evs)
 	}
-	var page struct {
-		Items []state.AuditRecord `json:"items"`
-	}
-	c.ok("GET", "/api/v1/audit?since=0", viewerSecret, nil, &page)
-	var trail []string
-	for _, rec := range page.Items {
-		if rec.RepairID == id {
-			trail = append(trail, rec.Actor+":"+rec.Action)
-		}
-	}
-	if got := strings.Join(trail, " "); got != "recon:repair_planned recon:resolved recon:superseded" {
-		t.Errorf("audit trail of the repair: %s", got)
+	if _, trail := c.auditTrail(id); trail != "recon:repair_planned recon:resolved recon:superseded" {
+		t.Errorf("audit trail of the repair: %s", trail)
 	}
 }
