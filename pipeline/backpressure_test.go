@@ -23,7 +23,13 @@ func TestOutboxFullPausesConsumption(t *testing.T) {
 	h.cfg.Outbox.MaxBytes = maxBytes
 	off := 0.0
 	h.cfg.Datasets[0].Repair.MaxDivergentRatio = &off // 200 of 250 keys diverge on purpose
-	p, _ := h.start()
+	// A refused produce must fail within seconds, not the default 10 s
+	// attempt (after a 5 s metadata wait): three failures open the breaker,
+	// and at the defaults that takes longer than the test waits on a busy
+	// machine. The breaker stays open as long as it would in production.
+	opts := faultOptions(2 * time.Second)
+	opts.Publisher.BreakerTimeout = 0
+	p, _ := h.startWith(opts)
 
 	// Every produce to recon's outputs fails, as with a cluster short of
 	// in-sync replicas; the test's own input still gets through.
