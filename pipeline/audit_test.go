@@ -144,13 +144,13 @@ func TestAuditLogEndToEnd(t *testing.T) {
 	h.waitOutputs(h.cfg.Outputs.Divergences, 2)
 
 	var recs []state.AuditRecord
-	waitFor(t, 10*time.Second, "5 audit records", func() bool {
+	waitFor(t, 10*time.Second, "6 audit records", func() bool {
 		var err error
 		recs, err = p.Store().AuditRecords(0, 0)
-		return err == nil && len(recs) >= 5
+		return err == nil && len(recs) >= 6
 	})
-	wantActions := []string{repair.AuditConfigChanged, repair.AuditOpened, repair.AuditRepairPlanned, repair.AuditResolved,
-		repair.AuditVerified}
+	wantActions := []string{repair.AuditConfigChanged, repair.AuditOpened, repair.AuditRepairPlanned, repair.AuditPublished,
+		repair.AuditResolved, repair.AuditVerified}
 	if len(recs) != len(wantActions) {
 		t.Fatalf("audit records %+v, want %v", recs, wantActions)
 	}
@@ -162,15 +162,18 @@ func TestAuditLogEndToEnd(t *testing.T) {
 			t.Errorf("record %d names %s/%s %s", i, rec.Target, rec.Key, rec.DivergenceID)
 		}
 	}
-	if recs[2].RepairID != reps[0].Body["id"] || recs[2].Detail != "upsert repair published" {
+	if recs[2].RepairID != reps[0].Body["id"] || recs[2].Detail != "upsert repair to be published automatically" {
 		t.Errorf("repair planned: %+v", recs[2])
 	}
-	if v, err := p.Store().VerifyAudit(); err != nil || !v.OK() || v.Records != 5 || v.Head.Hash != recs[4].Hash {
+	if recs[3].RepairID != reps[0].Body["id"] || recs[3].Detail != "upsert repair published automatically (missing is in auto_kinds)" {
+		t.Errorf("repair published: %+v", recs[3])
+	}
+	if v, err := p.Store().VerifyAudit(); err != nil || !v.OK() || v.Records != 6 || v.Head.Hash != recs[5].Hash {
 		t.Fatalf("VerifyAudit while running: %+v, %v", v, err)
 	}
 
 	// The mirror holds the same records, in order.
-	waitFor(t, 10*time.Second, "5 mirrored audit records", func() bool { return len(mirror()) >= 5 })
+	waitFor(t, 10*time.Second, "6 mirrored audit records", func() bool { return len(mirror()) >= 6 })
 	for i, m := range mirror() {
 		var got state.AuditRecord
 		if err := json.Unmarshal(m.Value, &got); err != nil || got != recs[i] {
@@ -185,7 +188,7 @@ func TestAuditLogEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	if v, err := ro.VerifyAudit(); err != nil || !v.OK() || v.Records != 5 {
+	if v, err := ro.VerifyAudit(); err != nil || !v.OK() || v.Records != 6 {
 		t.Fatalf("VerifyAudit offline: %+v, %v", v, err)
 	}
 }

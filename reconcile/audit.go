@@ -96,6 +96,8 @@ func plannedDetail(r repair.Repair, outcome string) string {
 		return r.Action + " repair pending approval"
 	case "guarded":
 		return r.Action + " repair held by the blast-radius guard"
+	case "published":
+		return r.Action + " repair to be published automatically"
 	}
 	return r.Action + " repair " + outcome
 }

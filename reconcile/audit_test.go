@@ -150,7 +150,7 @@ func TestAuditRecordsConfigChanges(t *testing.T) {
 // once, as a dry run, or held.
 func TestAuditRepairPlannedSaysItsState(t *testing.T) {
 	for mode, want := range map[string]string{
-		"auto":    "upsert repair published",
+		"auto":    "upsert repair to be published automatically",
 		"dry-run": "upsert repair published as a dry run",
 		"approve": "upsert repair pending approval",
 	} {
@@ -161,8 +161,20 @@ func TestAuditRepairPlannedSaysItsState(t *testing.T) {
 			f.clk.advance(time.Minute)
 			f.sweep()
 			recs := f.auditLog()
-			if len(recs) != 3 || recs[2].Action != repair.AuditRepairPlanned || recs[2].Detail != want || recs[2].RepairID == "" {
-				t.Fatalf("records %+v, want the last to be repair_planned %q", recs, want)
+			if len(recs) < 3 || recs[2].Action != repair.AuditRepairPlanned || recs[2].Detail != want || recs[2].RepairID == "" {
+				t.Fatalf("records %+v, want the third to be repair_planned %q", recs, want)
+			}
+			// Only a repair that went out gets a published record.
+			wantLen := 3
+			if mode == "auto" {
+				wantLen = 4
+				if p := recs[3]; p.Action != repair.AuditPublished || p.RepairID != recs[2].RepairID ||
+					p.Detail != "upsert repair published automatically (missing is in auto_kinds)" {
+					t.Fatalf("record after repair_planned %+v, want published", p)
+				}
+			}
+			if len(recs) != wantLen {
+				t.Fatalf("%d records %+v, want %d", len(recs), recs, wantLen)
 			}
 		})
 	}

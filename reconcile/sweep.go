@@ -281,6 +281,12 @@ func (t *txn) planRepair(d *Dataset, ks *state.KeyState, key, target string, ts 
 	t.putRepair(rec)
 	t.audit(d, now, state.AuditRecord{Action: repair.AuditRepairPlanned, Target: target, Key: key,
 		DivergenceID: divID, RepairID: r.ID, Detail: plannedDetail(r, outcome)})
+	if rec.State == state.RepairPublished {
+		// An auditor looking for every repair that went out finds the
+		// automatic ones under the same action as the approved ones.
+		t.audit(d, now, state.AuditRecord{Action: repair.AuditPublished, Target: target, Key: key,
+			DivergenceID: divID, RepairID: r.ID, Detail: r.Action + " repair published automatically (" + r.Kind + " is in auto_kinds)"})
+	}
 	ts.Open.RepairID = r.ID
 	action, mode := r.Action, r.Mode
 	t.metric(func(m *Metrics) { m.repairs.WithLabelValues(d.Name, action, mode, outcome).Inc() })

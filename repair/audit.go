@@ -8,7 +8,7 @@ const (
 	AuditRepairPlanned = "repair_planned" // a repair was planned; its detail says published, pending, dry-run or guarded
 	AuditApproved      = "approved"       // a person approved a pending repair
 	AuditRejected      = "rejected"       // a person rejected a pending repair
-	AuditPublished     = "published"      // an approved repair, or a compensating one, was published
+	AuditPublished     = "published"      // a repair (automatic, approved or compensating) was published
 	AuditVerified      = "verified"       // the target converged after a repair
 	AuditFailed        = "failed"         // the target did not converge after a repair
 	AuditReverted      = "reverted"       // a person reverted a repair: its compensating repair was published
