@@ -28,10 +28,11 @@ demo-avro:
 
 # The demo with recon as a child process killed with SIGKILL CHAOS_KILLS
 # times (make test runs TestChaos with 20); exits non-zero unless nothing
-# was lost or duplicated.
+# was lost or duplicated. CHAOS_FORMAT=avro runs the Avro pipeline.
 CHAOS_KILLS ?= 200
+CHAOS_FORMAT ?= json
 chaos: build
-	bin/recon demo --chaos --kills $(CHAOS_KILLS) --keys 5000 --duration 3m
+	bin/recon demo --chaos --kills $(CHAOS_KILLS) --keys 5000 --duration 3m --format $(CHAOS_FORMAT)
 
 bench:
 	$(GO) run ./cmd/recon bench

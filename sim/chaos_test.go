@@ -98,10 +98,17 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("RECON_CHAOS_KILLS=%q: %v", s, err)
 		}
 	}
+	// make test runs the JSON pipeline; RECON_CHAOS_FORMAT=avro kills the
+	// Avro one (schema registry, Avro outputs) the same way.
+	format := FormatJSON
+	if s := os.Getenv("RECON_CHAOS_FORMAT"); s != "" {
+		format = s
+	}
 	var logs lockedBuffer
 	var progress bytes.Buffer
 	rep, err := Run(t.Context(), Options{
-		Keys: 200, Rate: 100, Duration: 10 * time.Second, Window: time.Second, Seed: 11,
+		Format: format,
+		Keys:   200, Rate: 100, Duration: 10 * time.Second, Window: time.Second, Seed: 11,
 		Faults: &Faults{Missing: 0.03, Lagging: 0.02, Conflict: 0.02, Orphan: 0.05},
 		Noise:  0.02, ForceEachKind: true, Progress: &progress,
 		Chaos: &Chaos{Kills: kills, Stderr: &logs, Command: func(path string) *exec.Cmd {
