@@ -148,6 +148,10 @@ func NewPublisher(store *state.Store, client *kgo.Client, m *PublisherMetrics, l
 		MaxRequests: 1,
 		Timeout:     opts.BreakerTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
+		// recon's own stop cancels a produce mid-chunk: that says nothing
+		// about the brokers, and counted as a failure it could open the
+		// breaker for the whole of a short shutdown flush.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			log.Warn("output breaker changed state", "from", from.String(), "to", to.String())
 			if m != nil {
@@ -230,6 +234,17 @@ func (p *Publisher) Run(ctx context.Context) error {
 func (p *Publisher) Flush(ctx context.Context) error {
 	backoff := time.Duration(0)
 	for {
+		if p.pending != nil {
+			// A chunk Run left in flight: wait for its answer. Draining
+			// meanwhile would only count errInFlight against the breaker
+			// until it opened, and an open breaker outlasts a short flush.
+			select {
+			case <-p.pending.done:
+			case <-ctx.Done():
+				left, _ := p.store.OutboxDepth()
+				return fmt.Errorf("outbox not drained, %d records left: %w", left, errInFlight)
+			}
+		}
 		n, err := p.drainOnce(ctx)
 		if err != nil {
 			backoff = nextBackoff(backoff, p.opts.MaxBackoff)

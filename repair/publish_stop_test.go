@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -55,10 +56,7 @@ func TestPublisherStoppedMidChunk(t *testing.T) {
 	}
 	defer cl.Close()
 	p := NewPublisher(store, cl, NewPublisherMetrics(prometheus.NewRegistry(), store), slog.New(slog.DiscardHandler),
-		PublisherOptions{Chunk: 4, ProduceTimeout: time.Minute, MaxBackoff: 20 * time.Millisecond,
-			// The wait for the held chunk counts as failures: the breaker
-			// opens, and must let the flush through soon.
-			BreakerTimeout: 100 * time.Millisecond})
+		PublisherOptions{Chunk: 4, ProduceTimeout: time.Minute, MaxBackoff: 20 * time.Millisecond})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -103,6 +101,88 @@ func TestPublisherStoppedMidChunk(t *testing.T) {
 		pctx, c := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer c()
 		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got[r.Key[0]]++; total++ })
+		return len(got) == n
+	})
+	for k, times := range got {
+		if times != 1 {
+			t.Errorf("record %d published %d times, want once", k, times)
+		}
+	}
+}
+
+// A graceful stop with a chunk in flight: the shutdown flush, shorter than
+// the breaker's open timeout, waits for that chunk's answer and then
+// publishes the rest. Stopping Run is not a broker failure, and neither is
+// the wait, so the breaker stays closed (it used to open on the flush's
+// retries and leave the outbox for the next start).
+func TestShutdownFlushWaitsForTheChunkInFlight(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	release := make(chan struct{})
+	var held atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		held.Add(1)
+		c.SleepControl(func() { <-release }) // the first produce only
+		return nil, nil, false
+	})
+
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const n = 10
+	b := store.NewBatch()
+	for i := range n {
+		b.AppendOutbox(state.OutboxRecord{Topic: "out", Key: []byte{byte(i)}, Value: []byte("v")})
+	}
+	if err := store.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// Production's breaker timeout (5s) against a 2s flush.
+	p := NewPublisher(store, cl, NewPublisherMetrics(prometheus.NewRegistry(), store), slog.New(slog.DiscardHandler),
+		PublisherOptions{Chunk: 4, MaxBackoff: 10 * time.Millisecond})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	waitFor(t, 10*time.Second, "a chunk held by the broker", func() bool { return held.Load() > 0 })
+	cancel()
+	<-done
+
+	// The broker answers a while into the flush, as a busy one would.
+	answer := time.AfterFunc(300*time.Millisecond, func() { close(release) })
+	defer answer.Stop()
+	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer fcancel()
+	if err := p.Flush(fctx); err != nil {
+		t.Fatalf("shutdown flush: %v (breaker %v)", err, p.Breaker().State)
+	}
+	if st := p.Breaker(); st.State != gobreaker.StateClosed {
+		t.Fatalf("breaker %v after a stop and a flush on a healthy broker, want closed (last error %v)", st.State, st.LastErr)
+	}
+	if depth, _ := store.OutboxDepth(); depth != 0 {
+		t.Fatalf("outbox holds %d records after the flush, want 0", depth)
+	}
+
+	rd, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	got := map[byte]int{}
+	waitFor(t, 10*time.Second, "every record", func() bool {
+		pctx, c := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer c()
+		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got[r.Key[0]]++ })
 		return len(got) == n
 	})
 	for k, times := range got {
