@@ -3,6 +3,7 @@ package repair
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,164 +17,73 @@ import (
 	"github.com/recon-dev/recon/state"
 )
 
-// Stopping the publisher while a chunk is in the broker's hands neither drops
-// nor double-handles outbox records: the chunk stays in the outbox until
-// Kafka acknowledges it, a flush during that time does not send the same
-// records again beside it, and once the broker answers every record is
-// deleted once and was published once.
-func TestPublisherStoppedMidChunk(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// The broker holds every produce request until released.
-	release := make(chan struct{})
-	var held atomic.Int32
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		held.Add(1)
-		c.SleepControl(func() { <-release })
-		return nil, nil, false
-	})
-
-	store, err := state.Open(t.TempDir(), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	const n = 10
-	b := store.NewBatch()
-	for i := range n {
-		b.AppendOutbox(state.OutboxRecord{Topic: "out", Key: []byte{byte(i)}, Value: []byte("v")})
-	}
-	if err := store.Commit(b); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	p := NewPublisher(store, cl, NewPublisherMetrics(prometheus.NewRegistry(), store), slog.New(slog.DiscardHandler),
-		PublisherOptions{Chunk: 4, ProduceTimeout: time.Minute, MaxBackoff: 20 * time.Millisecond})
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx) }()
-	waitFor(t, 10*time.Second, "a chunk held by the broker", func() bool { return held.Load() > 0 })
-	cancel()
-	<-done
-	if depth, _ := store.OutboxDepth(); depth != n {
-		t.Fatalf("outbox holds %d records while the first chunk is unacknowledged, want all %d", depth, n)
-	}
-
-	// A bounded flush while the chunk is still held gives up without
-	// sending its records a second time.
-	fctx, fcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	err = p.Flush(fctx)
-	fcancel()
-	if err == nil {
-		t.Fatal("flush succeeded while the broker held a chunk")
-	}
-	if got := held.Load(); got != 1 {
-		t.Fatalf("%d produce requests reached the broker, want only the held one", got)
-	}
-
-	close(release)
-	fctx, fcancel = context.WithTimeout(context.Background(), 20*time.Second)
-	defer fcancel()
-	if err := p.Flush(fctx); err != nil {
-		t.Fatalf("flush after the broker answered: %v", err)
-	}
-	if depth, _ := store.OutboxDepth(); depth != 0 {
-		t.Fatalf("outbox holds %d records after the flush, want 0", depth)
-	}
-
-	rd, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	got := map[byte]int{}
-	total := 0
-	waitFor(t, 10*time.Second, "every record", func() bool {
-		pctx, c := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer c()
-		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got[r.Key[0]]++; total++ })
-		return len(got) == n
-	})
-	for k, times := range got {
-		if times != 1 {
-			t.Errorf("record %d published %d times, want once", k, times)
-		}
-	}
+// stopRig is a broker that holds produce requests until release is closed
+// (every one, or only the first), a store whose outbox holds n records for
+// topic "out", and a publisher over both.
+type stopRig struct {
+	c       *kfake.Cluster
+	store   *state.Store
+	p       *Publisher
+	held    atomic.Int32
+	release chan struct{}
+	once    sync.Once
 }
 
-// A graceful stop with a chunk in flight: the shutdown flush, shorter than
-// the breaker's open timeout, waits for that chunk's answer and then
-// publishes the rest. Stopping Run is not a broker failure, and neither is
-// the wait, so the breaker stays closed (it used to open on the flush's
-// retries and leave the outbox for the next start).
-func TestShutdownFlushWaitsForTheChunkInFlight(t *testing.T) {
+// answer lets the broker answer the produce requests it holds.
+func (r *stopRig) answer() { r.once.Do(func() { close(r.release) }) }
+
+func newStopRig(t *testing.T, n int, holdEvery bool, opts PublisherOptions) *stopRig {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	release := make(chan struct{})
-	var held atomic.Int32
+	t.Cleanup(c.Close)
+	r := &stopRig{c: c, release: make(chan struct{})}
+	t.Cleanup(r.answer) // a failed test must not leave the broker's close waiting
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		held.Add(1)
-		c.SleepControl(func() { <-release }) // the first produce only
+		if holdEvery {
+			c.KeepControl()
+		}
+		r.held.Add(1)
+		c.SleepControl(func() { <-r.release })
 		return nil, nil, false
 	})
-
-	store, err := state.Open(t.TempDir(), state.Options{})
-	if err != nil {
+	if r.store, err = state.Open(t.TempDir(), state.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	const n = 10
-	b := store.NewBatch()
+	t.Cleanup(func() { r.store.Close() })
+	b := r.store.NewBatch()
 	for i := range n {
 		b.AppendOutbox(state.OutboxRecord{Topic: "out", Key: []byte{byte(i)}, Value: []byte("v")})
 	}
-	if err := store.Commit(b); err != nil {
+	if err := r.store.Commit(b); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	// Production's breaker timeout (5s) against a 2s flush.
-	p := NewPublisher(store, cl, NewPublisherMetrics(prometheus.NewRegistry(), store), slog.New(slog.DiscardHandler),
-		PublisherOptions{Chunk: 4, MaxBackoff: 10 * time.Millisecond})
+	t.Cleanup(cl.Close)
+	r.p = NewPublisher(r.store, cl, NewPublisherMetrics(prometheus.NewRegistry(), r.store), slog.New(slog.DiscardHandler), opts)
+	return r
+}
 
+// stopMidChunk runs the publisher until the broker holds a chunk, then stops it.
+func (r *stopRig) stopMidChunk(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx) }()
-	waitFor(t, 10*time.Second, "a chunk held by the broker", func() bool { return held.Load() > 0 })
+	go func() { defer close(done); r.p.Run(ctx) }()
+	waitFor(t, 10*time.Second, "a chunk held by the broker", func() bool { return r.held.Load() > 0 })
 	cancel()
 	<-done
+}
 
-	// The broker answers a while into the flush, as a busy one would.
-	answer := time.AfterFunc(300*time.Millisecond, func() { close(release) })
-	defer answer.Stop()
-	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer fcancel()
-	if err := p.Flush(fctx); err != nil {
-		t.Fatalf("shutdown flush: %v (breaker %v)", err, p.Breaker().State)
-	}
-	if st := p.Breaker(); st.State != gobreaker.StateClosed {
-		t.Fatalf("breaker %v after a stop and a flush on a healthy broker, want closed (last error %v)", st.State, st.LastErr)
-	}
-	if depth, _ := store.OutboxDepth(); depth != 0 {
-		t.Fatalf("outbox holds %d records after the flush, want 0", depth)
-	}
-
-	rd, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+// publishedOnce asserts that "out" holds each of the n records exactly once.
+func (r *stopRig) publishedOnce(t *testing.T, n int) {
+	t.Helper()
+	rd, err := kgo.NewClient(kgo.SeedBrokers(r.c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,4 +100,70 @@ func TestShutdownFlushWaitsForTheChunkInFlight(t *testing.T) {
 			t.Errorf("record %d published %d times, want once", k, times)
 		}
 	}
+}
+
+// Stopping the publisher while a chunk is in the broker's hands neither drops
+// nor double-handles outbox records: the chunk stays in the outbox until
+// Kafka acknowledges it, a flush during that time does not send the same
+// records again beside it, and once the broker answers every record is
+// deleted once and was published once.
+func TestPublisherStoppedMidChunk(t *testing.T) {
+	const n = 10
+	r := newStopRig(t, n, true, PublisherOptions{Chunk: 4, ProduceTimeout: time.Minute, MaxBackoff: 20 * time.Millisecond})
+	r.stopMidChunk(t)
+	if depth, _ := r.store.OutboxDepth(); depth != n {
+		t.Fatalf("outbox holds %d records while the first chunk is unacknowledged, want all %d", depth, n)
+	}
+
+	// A bounded flush while the chunk is still held gives up without
+	// sending its records a second time.
+	fctx, fcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := r.p.Flush(fctx)
+	fcancel()
+	if err == nil {
+		t.Fatal("flush succeeded while the broker held a chunk")
+	}
+	if got := r.held.Load(); got != 1 {
+		t.Fatalf("%d produce requests reached the broker, want only the held one", got)
+	}
+
+	r.answer()
+	fctx, fcancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer fcancel()
+	if err := r.p.Flush(fctx); err != nil {
+		t.Fatalf("flush after the broker answered: %v", err)
+	}
+	if depth, _ := r.store.OutboxDepth(); depth != 0 {
+		t.Fatalf("outbox holds %d records after the flush, want 0", depth)
+	}
+	r.publishedOnce(t, n)
+}
+
+// A graceful stop with a chunk in flight: the shutdown flush, shorter than
+// the breaker's open timeout, waits for that chunk's answer and then
+// publishes the rest. Stopping Run is not a broker failure, and neither is
+// the wait, so the breaker stays closed (it used to open on the flush's
+// retries and leave the outbox for the next start).
+func TestShutdownFlushWaitsForTheChunkInFlight(t *testing.T) {
+	const n = 10
+	// Production's breaker timeout (5s) against a 2s flush; the broker
+	// holds the first produce only.
+	r := newStopRig(t, n, false, PublisherOptions{Chunk: 4, MaxBackoff: 10 * time.Millisecond})
+	r.stopMidChunk(t)
+
+	// The broker answers a while into the flush, as a busy one would.
+	answer := time.AfterFunc(300*time.Millisecond, r.answer)
+	defer answer.Stop()
+	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer fcancel()
+	if err := r.p.Flush(fctx); err != nil {
+		t.Fatalf("shutdown flush: %v (breaker %v)", err, r.p.Breaker().State)
+	}
+	if st := r.p.Breaker(); st.State != gobreaker.StateClosed {
+		t.Fatalf("breaker %v after a stop and a flush on a healthy broker, want closed (last error %v)", st.State, st.LastErr)
+	}
+	if depth, _ := r.store.OutboxDepth(); depth != 0 {
+		t.Fatalf("outbox holds %d records after the flush, want 0", depth)
+	}
+	r.publishedOnce(t, n)
 }
