@@ -281,7 +281,7 @@ func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
 			// Let the breaker learn how the late chunk ended.
 			att := p.pending
 			p.pending = nil
-			if att.err != nil {
+			if att.err != nil && !errors.Is(att.err, context.Canceled) {
 				p.failed(fmt.Errorf("a chunk acknowledged late failed: %w", att.err))
 			}
 			if _, err := p.cb.Execute(func() (struct{}, error) { return struct{}{}, att.err }); err != nil {
@@ -326,7 +326,9 @@ func (p *Publisher) drainOnce(ctx context.Context) (int, error) {
 	})
 	if err != nil {
 		err = fmt.Errorf("producing %d outbox records: %w", len(recs), err)
-		if !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+		// Neither a breaker that refused the attempt nor recon's own stop
+		// is a failed publish.
+		if !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) && !errors.Is(err, context.Canceled) {
 			if p.metrics != nil {
 				p.metrics.failures.Inc()
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -164,6 +165,9 @@ func TestShutdownFlushWaitsForTheChunkInFlight(t *testing.T) {
 	}
 	if depth, _ := r.store.OutboxDepth(); depth != 0 {
 		t.Fatalf("outbox holds %d records after the flush, want 0", depth)
+	}
+	if f := testutil.ToFloat64(r.p.metrics.failures); f != 0 {
+		t.Fatalf("recon_publish_failures_total %v after a stop and a flush on a healthy broker, want 0", f)
 	}
 	r.publishedOnce(t, n)
 }
