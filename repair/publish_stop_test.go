@@ -50,17 +50,7 @@ func newStopRig(t *testing.T, n int, holdEvery bool, opts PublisherOptions) *sto
 		c.SleepControl(func() { <-r.release })
 		return nil, nil, false
 	})
-	if r.store, err = state.Open(t.TempDir(), state.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.store.Close() })
-	b := r.store.NewBatch()
-	for i := range n {
-		b.AppendOutbox(state.OutboxRecord{Topic: "out", Key: []byte{byte(i)}, Value: []byte("v")})
-	}
-	if err := r.store.Commit(b); err != nil {
-		t.Fatal(err)
-	}
+	r.store = filledOutbox(t, n)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
@@ -84,19 +74,7 @@ func (r *stopRig) stopMidChunk(t *testing.T) {
 // publishedOnce asserts that "out" holds each of the n records exactly once.
 func (r *stopRig) publishedOnce(t *testing.T, n int) {
 	t.Helper()
-	rd, err := kgo.NewClient(kgo.SeedBrokers(r.c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	got := map[byte]int{}
-	waitFor(t, 10*time.Second, "every record", func() bool {
-		pctx, c := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer c()
-		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got[r.Key[0]]++ })
-		return len(got) == n
-	})
-	for k, times := range got {
+	for k, times := range readOut(t, r.c, n) {
 		if times != 1 {
 			t.Errorf("record %d published %d times, want once", k, times)
 		}

@@ -2,6 +2,7 @@ package repair
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -39,19 +40,7 @@ func TestPublisherKeepsOutboxThroughBrokerFailures(t *testing.T) {
 	// The broker refuses every produce to the output topic until the fault is removed.
 	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "out", Err: kerr.NotEnoughReplicas, Count: -1})
 
-	store, err := state.Open(t.TempDir(), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	b := store.NewBatch()
-	for i := 0; i < 10; i++ {
-		b.AppendOutbox(state.OutboxRecord{Topic: "out", Key: []byte{byte(i)}, Value: []byte("v")})
-	}
-	if err := store.Commit(b); err != nil {
-		t.Fatal(err)
-	}
-
+	store := filledOutbox(t, 10)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordRetries(1), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err != nil {
 		t.Fatal(err)
@@ -88,18 +77,45 @@ func TestPublisherKeepsOutboxThroughBrokerFailures(t *testing.T) {
 		t.Errorf("closed breaker status %+v: want no error, closed since after it opened (%v)", b, opened.Since)
 	}
 
+	readOut(t, c, 10)
+}
+
+// filledOutbox opens a store whose outbox holds n records for topic "out",
+// keyed 0 to n-1.
+func filledOutbox(t *testing.T, n int) *state.Store {
+	t.Helper()
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	b := store.NewBatch()
+	for i := range n {
+		b.AppendOutbox(state.OutboxRecord{Topic: "out", Key: []byte{byte(i)}, Value: []byte("v")})
+	}
+	if err := store.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// readOut reads topic "out" of c from the start until it has seen n distinct
+// keys, and returns how many times each came.
+func readOut(t *testing.T, c *kfake.Cluster, n int) map[byte]int {
+	t.Helper()
 	rd, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	got := map[byte]bool{}
-	waitFor(t, 10*time.Second, "10 records", func() bool {
-		pctx, c := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer c()
-		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got[r.Key[0]] = true })
-		return len(got) == 10
+	got := map[byte]int{}
+	waitFor(t, 10*time.Second, fmt.Sprintf("%d records", n), func() bool {
+		pctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		rd.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got[r.Key[0]]++ })
+		return len(got) == n
 	})
+	return got
 }
 
 type testWriter struct{ t *testing.T }
