@@ -363,6 +363,20 @@ func breakerState(t *testing.T, p *Pipeline) float64 {
 	return metricValue(t, p, "recon_breaker_state", nil)
 }
 
+// heldInOutbox produces keys 1 to 12 (the odd ones missing on the target)
+// while the outputs fail, and waits until the breaker is open and the outbox
+// holds every verdict; it returns the verdicts and how many records they are.
+func (h *harness) heldInOutbox(p *Pipeline) (want verdicts, held int) {
+	h.t.Helper()
+	want = missingVerdicts(h.faultBatch(1, 13))
+	held = len(want.divs) + len(want.reps)
+	waitFor(h.t, 20*time.Second, "the breaker to open", func() bool { return breakerState(h.t, p) == 2 })
+	waitFor(h.t, 20*time.Second, "every verdict in the outbox", func() bool {
+		return metricValue(h.t, p, "recon_outbox_records", nil) == float64(held)
+	})
+	return want, held
+}
+
 // Produce errors: the broker refuses every produce to the output topics
 // (NOT_ENOUGH_REPLICAS, an ISR too small). The breaker opens, the verdicts
 // wait in the outbox and /readyz says so; when the broker recovers, the
@@ -375,13 +389,7 @@ func TestFaultProduceErrors(t *testing.T) {
 	commits := watchCommits(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
 	refuse := failProduces(h, kerr.NotEnoughReplicas)
 
-	missing := h.faultBatch(1, 13)
-	want := missingVerdicts(missing)
-	held := len(want.divs) + len(want.reps)
-	waitFor(t, 20*time.Second, "the breaker to open", func() bool { return breakerState(t, p) == 2 })
-	waitFor(t, 20*time.Second, "every verdict in the outbox", func() bool {
-		return metricValue(t, p, "recon_outbox_records", nil) == float64(held)
-	})
+	want, held := h.heldInOutbox(p)
 	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open, not closed since ", "ok kafka", "ok fetch",
 		fmt.Sprintf("ok outbox: %d records", held))
 	if !strings.Contains(body, "NOT_ENOUGH_REPLICAS") {
@@ -424,13 +432,7 @@ func TestFaultProduceTimeoutSlowBroker(t *testing.T) {
 	release := holdProduces(h.broker.Cluster(), h.cfg.Outputs.Divergences, h.cfg.Outputs.Repairs)
 	defer release()
 
-	missing := h.faultBatch(1, 13)
-	want := missingVerdicts(missing)
-	held := len(want.divs) + len(want.reps)
-	waitFor(t, 20*time.Second, "the breaker to open", func() bool { return breakerState(t, p) == 2 })
-	waitFor(t, 20*time.Second, "every verdict in the outbox", func() bool {
-		return metricValue(t, p, "recon_outbox_records", nil) == float64(held)
-	})
+	want, _ := h.heldInOutbox(p)
 	body := waitReadyz(t, p, http.StatusServiceUnavailable, "fail breaker: open, not closed since ", "ok kafka")
 	if !strings.Contains(body, "no acknowledgement within 300ms") {
 		t.Errorf("/readyz should say the broker did not answer:\n%s", body)
@@ -460,13 +462,7 @@ func TestFaultProduceTimeoutAfterAppend(t *testing.T) {
 	commits := watchCommits(h.broker.Cluster(), h.cfg.Kafka.Group, p.Store())
 	timeouts := failProduces(h, kerr.RequestTimedOut)
 
-	missing := h.faultBatch(1, 13)
-	want := missingVerdicts(missing)
-	held := len(want.divs) + len(want.reps)
-	waitFor(t, 20*time.Second, "the breaker to open", func() bool { return breakerState(t, p) == 2 })
-	waitFor(t, 20*time.Second, "every verdict in the outbox", func() bool {
-		return metricValue(t, p, "recon_outbox_records", nil) == float64(held)
-	})
+	want, _ := h.heldInOutbox(p)
 	waitFor(t, 20*time.Second, "the broker to hold a chunk it said timed out", func() bool {
 		return len(h.outputs(h.cfg.Outputs.Divergences))+len(h.outputs(h.cfg.Outputs.Repairs)) > 0
 	})
